@@ -1,0 +1,11 @@
+//! ringserve: a static-file HTTP/1.1 origin server for Linux.
+//!
+//! Module map (dependencies point one way: `server → {http, fs}`, `http → fs`):
+//! - [`http`]: the sans-I/O protocol core — bytes in, responses out.
+//! - [`fs`]: safe path resolution and file metadata; no sockets.
+//! - `server`: the I/O drivers (thread-per-connection today) and the public [`Server`] API.
+//! - `sys`: the system calls std lacks; with the uring driver, the only home of `unsafe`.
+
+pub mod fs;
+pub mod http;
+mod sys;
