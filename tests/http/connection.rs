@@ -1,0 +1,110 @@
+//! Connection management: keep-alive, `Connection: close`, HTTP/1.0, pipelining, split reads.
+
+use crate::common::*;
+use std::time::Duration;
+
+each_mode! {
+    fn keep_alive_serves_two_requests(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        let first = conn.read_response(false);
+        assert_eq!(first.status, 200);
+        assert!(!first.closes(), "{:#?}", first.headers);
+        assert_eq!(first.body_str(), INDEX_HTML);
+        conn.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n");
+        let second = conn.read_response(false);
+        assert_eq!(second.status, 200);
+        assert_eq!(second.body_str(), STYLE_CSS);
+        conn.assert_open(Duration::from_millis(200));
+    }
+
+    fn connection_close_is_honoured(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200);
+        assert!(r.closes(), "no Connection: close in {:#?}", r.headers);
+        assert_eq!(r.body_str(), INDEX_HTML);
+        conn.assert_closed();
+    }
+
+    fn http10_closes_by_default(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(b"GET /index.html HTTP/1.0\r\n\r\n");
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_str(), INDEX_HTML);
+        assert!(
+            !r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")),
+            "{:#?}",
+            r.headers
+        );
+        conn.assert_closed();
+    }
+
+    fn http10_keep_alive_is_opt_in(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(b"GET /index.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")),
+            "{:#?}",
+            r.headers
+        );
+        assert_eq!(r.body_str(), INDEX_HTML);
+        conn.assert_open(Duration::from_millis(200));
+        conn.send(b"GET /style.css HTTP/1.0\r\n\r\n");
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_str(), STYLE_CSS);
+        conn.assert_closed();
+    }
+
+    fn pipelined_requests_answered_in_order(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(
+            b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /128b.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        let rs = conn.read_responses(3);
+        assert!(rs.iter().all(|r| r.status == 200), "{rs:#?}");
+        assert_eq!(rs[0].body_str(), STYLE_CSS);
+        assert_eq!(rs[1].body, small_bin());
+        assert_eq!(rs[2].body_str(), DIR_INDEX_HTML);
+        conn.assert_open(Duration::from_millis(100));
+    }
+
+    fn pipelined_head_and_get_mixed(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(
+            b"HEAD /100k.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        let head = conn.read_response(true);
+        assert_eq!(head.status, 200);
+        assert_eq!(head.must("content-length"), BIG_LEN.to_string());
+        let get = conn.read_response(false);
+        assert_eq!(get.body_str(), INDEX_HTML);
+        conn.assert_closed();
+    }
+
+    fn request_dribbled_one_byte_at_a_time(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.dribble(
+            b"GET /dir/index.html HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slow\r\n\r\n",
+            Duration::from_millis(2),
+        );
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_str(), DIR_INDEX_HTML);
+    }
+}
