@@ -127,12 +127,20 @@ mod tests {
     const AFTER: &str = "Sun, 06 Nov 1994 08:49:38 GMT";
 
     fn v() -> Validators<'static> {
-        Validators { etag: ETAG, last_modified: HttpDate::from_unix(LM) }
+        Validators {
+            etag: ETAG,
+            last_modified: HttpDate::from_unix(LM),
+        }
     }
 
     /// One request's conditional headers, as strings: If-Match lines, If-None-Match lines,
     /// If-Modified-Since, If-Unmodified-Since.
-    type Case = (&'static [&'static str], &'static [&'static str], Option<&'static str>, Option<&'static str>);
+    type Case = (
+        &'static [&'static str],
+        &'static [&'static str],
+        Option<&'static str>,
+        Option<&'static str>,
+    );
 
     #[test]
     fn evaluate_table() {
@@ -141,44 +149,144 @@ mod tests {
             // Step 1: If-Match.
             ("IM strong match", (&[r#""abc""#], &[], None, None), Proceed),
             ("IM star", (&["*"], &[], None, None), Proceed),
-            ("IM other tag", (&[r#""x""#], &[], None, None), PreconditionFailed),
-            ("IM weak never matches", (&[r#"W/"abc""#], &[], None, None), PreconditionFailed),
+            (
+                "IM other tag",
+                (&[r#""x""#], &[], None, None),
+                PreconditionFailed,
+            ),
+            (
+                "IM weak never matches",
+                (&[r#"W/"abc""#], &[], None, None),
+                PreconditionFailed,
+            ),
             ("IM list", (&[r#""x", "abc""#], &[], None, None), Proceed),
-            ("IM second line", (&[r#""x""#, r#""abc""#], &[], None, None), Proceed),
-            ("IM garbage", (&["garbage"], &[], None, None), PreconditionFailed),
-            ("IM empty line", (&[""], &[], None, None), PreconditionFailed),
+            (
+                "IM second line",
+                (&[r#""x""#, r#""abc""#], &[], None, None),
+                Proceed,
+            ),
+            (
+                "IM garbage",
+                (&["garbage"], &[], None, None),
+                PreconditionFailed,
+            ),
+            (
+                "IM empty line",
+                (&[""], &[], None, None),
+                PreconditionFailed,
+            ),
             // Step 2: If-Unmodified-Since, only without If-Match.
             ("IUS equal", (&[], &[], None, Some(AT)), Proceed),
             ("IUS later", (&[], &[], None, Some(AFTER)), Proceed),
-            ("IUS earlier", (&[], &[], None, Some(BEFORE)), PreconditionFailed),
-            ("IUS invalid ignored", (&[], &[], None, Some("yesterday")), Proceed),
-            ("IUS with OWS", (&[], &[], None, Some(" Sun, 06 Nov 1994 08:49:36 GMT ")), PreconditionFailed),
-            ("IUS rfc850", (&[], &[], None, Some("Sunday, 06-Nov-94 08:49:36 GMT")), PreconditionFailed),
-            ("IM passes, IUS ignored", (&[r#""abc""#], &[], None, Some(BEFORE)), Proceed),
-            ("IM star, IUS ignored", (&["*"], &[], None, Some(BEFORE)), Proceed),
-            ("IM fails, IUS would pass", (&[r#""x""#], &[], None, Some(AFTER)), PreconditionFailed),
+            (
+                "IUS earlier",
+                (&[], &[], None, Some(BEFORE)),
+                PreconditionFailed,
+            ),
+            (
+                "IUS invalid ignored",
+                (&[], &[], None, Some("yesterday")),
+                Proceed,
+            ),
+            (
+                "IUS with OWS",
+                (&[], &[], None, Some(" Sun, 06 Nov 1994 08:49:36 GMT ")),
+                PreconditionFailed,
+            ),
+            (
+                "IUS rfc850",
+                (&[], &[], None, Some("Sunday, 06-Nov-94 08:49:36 GMT")),
+                PreconditionFailed,
+            ),
+            (
+                "IM passes, IUS ignored",
+                (&[r#""abc""#], &[], None, Some(BEFORE)),
+                Proceed,
+            ),
+            (
+                "IM star, IUS ignored",
+                (&["*"], &[], None, Some(BEFORE)),
+                Proceed,
+            ),
+            (
+                "IM fails, IUS would pass",
+                (&[r#""x""#], &[], None, Some(AFTER)),
+                PreconditionFailed,
+            ),
             // Step 3: If-None-Match.
             ("INM match", (&[], &[r#""abc""#], None, None), NotModified),
-            ("INM weak match", (&[], &[r#"W/"abc""#], None, None), NotModified),
+            (
+                "INM weak match",
+                (&[], &[r#"W/"abc""#], None, None),
+                NotModified,
+            ),
             ("INM star", (&[], &["*"], None, None), NotModified),
-            ("INM no match", (&[], &[r#""x", W/"y""#], None, None), Proceed),
-            ("INM second line", (&[], &[r#""x""#, r#"W/"abc""#], None, None), NotModified),
+            (
+                "INM no match",
+                (&[], &[r#""x", W/"y""#], None, None),
+                Proceed,
+            ),
+            (
+                "INM second line",
+                (&[], &[r#""x""#, r#"W/"abc""#], None, None),
+                NotModified,
+            ),
             ("INM garbage", (&[], &["garbage"], None, None), Proceed),
             // Precedence of 412 over 304.
-            ("IM fails beats INM match", (&[r#""x""#], &[r#""abc""#], None, None), PreconditionFailed),
-            ("IUS fails beats INM match", (&[], &[r#""abc""#], None, Some(BEFORE)), PreconditionFailed),
-            ("IUS fails beats IMS", (&[], &[], Some(AFTER), Some(BEFORE)), PreconditionFailed),
-            ("IM passes, INM match", (&[r#""abc""#], &["*"], None, None), NotModified),
+            (
+                "IM fails beats INM match",
+                (&[r#""x""#], &[r#""abc""#], None, None),
+                PreconditionFailed,
+            ),
+            (
+                "IUS fails beats INM match",
+                (&[], &[r#""abc""#], None, Some(BEFORE)),
+                PreconditionFailed,
+            ),
+            (
+                "IUS fails beats IMS",
+                (&[], &[], Some(AFTER), Some(BEFORE)),
+                PreconditionFailed,
+            ),
+            (
+                "IM passes, INM match",
+                (&[r#""abc""#], &["*"], None, None),
+                NotModified,
+            ),
             // Step 4: If-Modified-Since, only without If-None-Match.
             ("IMS equal", (&[], &[], Some(AT), None), NotModified),
             ("IMS later", (&[], &[], Some(AFTER), None), NotModified),
             ("IMS earlier", (&[], &[], Some(BEFORE), None), Proceed),
-            ("IMS invalid ignored", (&[], &[], Some("Sun, 06 Nov 1994"), None), Proceed),
-            ("IMS asctime", (&[], &[], Some("Sun Nov  6 08:49:37 1994"), None), NotModified),
-            ("INM no match, IMS ignored", (&[], &[r#""x""#], Some(AFTER), None), Proceed),
-            ("INM garbage, IMS ignored", (&[], &["garbage"], Some(AFTER), None), Proceed),
-            ("INM match, IMS earlier", (&[], &[r#""abc""#], Some(BEFORE), None), NotModified),
-            ("all pass, IMS decides", (&["*"], &[], Some(AT), Some(AT)), NotModified),
+            (
+                "IMS invalid ignored",
+                (&[], &[], Some("Sun, 06 Nov 1994"), None),
+                Proceed,
+            ),
+            (
+                "IMS asctime",
+                (&[], &[], Some("Sun Nov  6 08:49:37 1994"), None),
+                NotModified,
+            ),
+            (
+                "INM no match, IMS ignored",
+                (&[], &[r#""x""#], Some(AFTER), None),
+                Proceed,
+            ),
+            (
+                "INM garbage, IMS ignored",
+                (&[], &["garbage"], Some(AFTER), None),
+                Proceed,
+            ),
+            (
+                "INM match, IMS earlier",
+                (&[], &[r#""abc""#], Some(BEFORE), None),
+                NotModified,
+            ),
+            (
+                "all pass, IMS decides",
+                (&["*"], &[], Some(AT), Some(AT)),
+                NotModified,
+            ),
         ];
         for (name, (im, inm, ims, ius), want) in cases {
             let im: Vec<&[u8]> = im.iter().map(|s| s.as_bytes()).collect();
@@ -220,7 +328,11 @@ mod tests {
             (Some(""), false),
         ];
         for (value, want) in cases {
-            assert_eq!(if_range_allows(value.map(str::as_bytes), &v()), want, "{value:?}");
+            assert_eq!(
+                if_range_allows(value.map(str::as_bytes), &v()),
+                want,
+                "{value:?}"
+            );
         }
     }
 

@@ -222,7 +222,14 @@ fn parse_imf(c: &mut Cursor<'_>) -> Option<Civil> {
     let (hour, minute, second) = c.time_of_day()?;
     c.lit(b" GMT")?;
     c.end()?;
-    Some(Civil { year, month, day, hour, minute, second })
+    Some(Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    })
 }
 
 /// `Sunday, 06-Nov-94 08:49:37 GMT`
@@ -240,7 +247,14 @@ fn parse_rfc850(c: &mut Cursor<'_>) -> Option<Civil> {
     let (hour, minute, second) = c.time_of_day()?;
     c.lit(b" GMT")?;
     c.end()?;
-    Some(Civil { year, month, day, hour, minute, second })
+    Some(Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    })
 }
 
 /// `Sun Nov  6 08:49:37 1994` (the day is two digits or a space and one digit).
@@ -261,7 +275,14 @@ fn parse_asctime(c: &mut Cursor<'_>) -> Option<Civil> {
     c.lit(b" ")?;
     let year = c.digits(4)?;
     c.end()?;
-    Some(Civil { year, month, day, hour, minute, second })
+    Some(Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    })
 }
 
 fn push_2(out: &mut Vec<u8>, v: u8) {
@@ -285,7 +306,10 @@ impl HttpDate {
     }
     /// Times before the epoch clamp to the epoch.
     pub fn from_system_time(t: SystemTime) -> Self {
-        HttpDate(t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+        HttpDate(
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
     }
     /// Parses IMF-fixdate, RFC 850 and asctime forms; `None` for anything else.
     ///
@@ -362,7 +386,10 @@ pub struct DateCache {
 impl DateCache {
     pub fn new(now: SystemTime) -> Self {
         let now = HttpDate::from_system_time(now);
-        DateCache { now, text: now.imf_array() }
+        DateCache {
+            now,
+            text: now.imf_array(),
+        }
     }
     /// Moves the clock; reformats only if the second changed.
     pub fn update(&mut self, now: SystemTime) {
@@ -415,7 +442,11 @@ mod tests {
         ];
         for (secs, text) in cases {
             assert_eq!(imf(secs), text, "secs {secs}");
-            assert_eq!(HttpDate::parse(text.as_bytes()), Some(HttpDate(secs)), "{text}");
+            assert_eq!(
+                HttpDate::parse(text.as_bytes()),
+                Some(HttpDate(secs)),
+                "{text}"
+            );
         }
     }
 
@@ -492,7 +523,11 @@ mod tests {
             ("1994-11-06T08:49:37Z", None),
         ];
         for (text, want) in cases {
-            assert_eq!(HttpDate::parse(text.as_bytes()), want.map(HttpDate), "{text:?}");
+            assert_eq!(
+                HttpDate::parse(text.as_bytes()),
+                want.map(HttpDate),
+                "{text:?}"
+            );
         }
     }
 

@@ -58,10 +58,22 @@ fn member(s: &[u8]) -> Option<(Member<'_>, &[u8])> {
         (Member::Any, rest)
     } else if let Some(tail) = s.strip_prefix(b"W/") {
         let (q, rest) = quoted(tail)?;
-        (Member::Tag { weak: true, quoted: q }, rest)
+        (
+            Member::Tag {
+                weak: true,
+                quoted: q,
+            },
+            rest,
+        )
     } else {
         let (q, rest) = quoted(s)?;
-        (Member::Tag { weak: false, quoted: q }, rest)
+        (
+            Member::Tag {
+                weak: false,
+                quoted: q,
+            },
+            rest,
+        )
     };
     let rest = skip_ows(rest);
     match rest.first() {
@@ -103,7 +115,10 @@ fn members<'a>(values: &'a [&'a [u8]]) -> impl Iterator<Item = Member<'a>> + 'a 
 pub fn any_strong_match(values: &[&[u8]], tag: &[u8]) -> bool {
     members(values).any(|m| match m {
         Member::Any => true,
-        Member::Tag { weak: false, quoted } => quoted == tag,
+        Member::Tag {
+            weak: false,
+            quoted,
+        } => quoted == tag,
         Member::Tag { weak: true, .. } => false,
     })
 }
@@ -201,7 +216,10 @@ mod tests {
     #[test]
     fn weak_comparison_ignores_w_on_our_side_too() {
         assert!(any_weak_match(&[br#""abc""#.as_slice()], br#"W/"abc""#));
-        assert!(!any_strong_match(&[br#"W/"abc""#.as_slice()], br#"W/"abc""#));
+        assert!(!any_strong_match(
+            &[br#"W/"abc""#.as_slice()],
+            br#"W/"abc""#
+        ));
     }
 
     proptest! {

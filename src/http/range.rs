@@ -112,7 +112,10 @@ fn parse_spec(s: &[u8]) -> Option<Spec> {
         return Some(Spec::From { first, last: None });
     }
     let last = number(last)?;
-    (last >= first).then_some(Spec::From { first, last: Some(last) })
+    (last >= first).then_some(Spec::From {
+        first,
+        last: Some(last),
+    })
 }
 
 /// Why a header was ignored; kept apart so tests can tell them from each other.
@@ -176,7 +179,9 @@ pub fn decide(header: &[u8], len: u64) -> RangeDecision {
     let mut merged = coalesce(ranges);
     match merged.len() {
         0 => RangeDecision::Unsatisfiable,
-        1 => merged.pop().map_or(RangeDecision::Unsatisfiable, RangeDecision::Single),
+        1 => merged
+            .pop()
+            .map_or(RangeDecision::Unsatisfiable, RangeDecision::Single),
         _ => RangeDecision::Multi(merged),
     }
 }
@@ -204,7 +209,11 @@ mod tests {
             // `last` past the end is clamped.
             ("bytes=5-100", 10, Single(5..10)),
             ("bytes=0-18446744073709551615", 10, Single(0..10)),
-            ("bytes=18446744073709551614-18446744073709551615", u64::MAX, Single(u64::MAX - 1..u64::MAX)),
+            (
+                "bytes=18446744073709551614-18446744073709551615",
+                u64::MAX,
+                Single(u64::MAX - 1..u64::MAX),
+            ),
             // Unsatisfiable: answered with 416 and `Content-Range: bytes */len`.
             ("bytes=10-", 10, Unsatisfiable),
             ("bytes=10-20", 10, Unsatisfiable),
@@ -247,7 +256,11 @@ mod tests {
             // Overlapping, adjacent and near ranges coalesce.
             ("bytes=0-4,2-8", 1000, Single(0..9)),
             ("bytes=0-4,5-9", 1000, Single(0..10)),
-            ("bytes=500-599,0-9,-1", 1000, Multi(vec![0..10, 500..600, 999..1000])),
+            (
+                "bytes=500-599,0-9,-1",
+                1000,
+                Multi(vec![0..10, 500..600, 999..1000]),
+            ),
             ("bytes=0-9,89-99", 1000, Single(0..100)),
         ];
         for (header, len, want) in cases {
@@ -258,7 +271,10 @@ mod tests {
     #[test]
     fn gap_boundary() {
         // 10..90 is a gap of exactly COALESCE_GAP: kept apart. One byte less: merged.
-        assert_eq!(decide(b"bytes=0-9,90-99", 1000), Multi(vec![0..10, 90..100]));
+        assert_eq!(
+            decide(b"bytes=0-9,90-99", 1000),
+            Multi(vec![0..10, 90..100])
+        );
         assert_eq!(decide(b"bytes=0-9,89-99", 1000), Single(0..100));
         // A range contained in another is absorbed.
         assert_eq!(decide(b"bytes=0-999,200-300,-5", 1000), Single(0..1000));
@@ -267,13 +283,21 @@ mod tests {
     #[test]
     fn spec_cap() {
         let specs = |n: usize| {
-            let parts: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 1000, i * 1000)).collect();
+            let parts: Vec<String> = (0..n)
+                .map(|i| format!("{}-{}", i * 1000, i * 1000))
+                .collect();
             format!("bytes={}", parts.join(","))
         };
         let at_cap = decide(specs(MAX_RANGE_SPECS).as_bytes(), 1 << 20);
-        assert!(matches!(at_cap, Multi(ref v) if v.len() == MAX_RANGE_SPECS), "{at_cap:?}");
+        assert!(
+            matches!(at_cap, Multi(ref v) if v.len() == MAX_RANGE_SPECS),
+            "{at_cap:?}"
+        );
         assert_eq!(decide(specs(MAX_RANGE_SPECS + 1).as_bytes(), 1 << 20), Full);
-        assert_eq!(parse(specs(MAX_RANGE_SPECS + 1).as_bytes()), Err(Ignore::TooMany));
+        assert_eq!(
+            parse(specs(MAX_RANGE_SPECS + 1).as_bytes()),
+            Err(Ignore::TooMany)
+        );
         // Empty elements do not count towards the cap.
         let empties = format!("bytes=0-0{}", ",".repeat(100));
         assert_eq!(decide(empties.as_bytes(), 10), Single(0..1));
