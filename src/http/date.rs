@@ -335,6 +335,7 @@ impl HttpDate {
         out.extend_from_slice(b", ");
         push_2(out, c.day);
         out.push(b' ');
+        // civil_from_days yields month in 1..=12, so the index is in bounds.
         out.extend_from_slice(MONTHS[usize::from(c.month - 1)]);
         out.push(b' ');
         push_4(out, c.year);
