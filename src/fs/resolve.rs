@@ -68,7 +68,10 @@ impl SafePath {
     /// `self` + `index.html`.
     pub fn index(&self) -> SafePath {
         // SECURITY: `index.html` is one plain segment, so the result keeps every invariant.
-        SafePath { rel: self.rel.join(INDEX_FILE), dir_form: false }
+        SafePath {
+            rel: self.rel.join(INDEX_FILE),
+            dir_form: false,
+        }
     }
 }
 
@@ -116,7 +119,10 @@ pub fn resolve(raw_path: &[u8], dotfiles: Dotfiles) -> Result<SafePath, PathErro
     }
 
     let rel = segments.join(&b'/');
-    Ok(SafePath { rel: PathBuf::from(OsStr::from_bytes(&rel)), dir_form })
+    Ok(SafePath {
+        rel: PathBuf::from(OsStr::from_bytes(&rel)),
+        dir_form,
+    })
 }
 
 /// Decodes every `%XX` in `raw` once; rejects malformed escapes and NUL bytes.
@@ -168,7 +174,9 @@ mod tests {
 
     fn check(input: &[u8], dotfiles: Dotfiles, expected: Expected) {
         let got = resolve(input, dotfiles);
-        let got = got.as_ref().map(|p| (p.rel().as_os_str().as_bytes(), p.is_dir_form()));
+        let got = got
+            .as_ref()
+            .map(|p| (p.rel().as_os_str().as_bytes(), p.is_dir_form()));
         let expected = expected.as_ref().map(|&(r, d)| (r, d));
         assert_eq!(got, expected, "input {:?}", String::from_utf8_lossy(input));
     }
@@ -285,7 +293,10 @@ mod tests {
             return;
         }
         for seg in bytes.split(|&b| b == b'/') {
-            assert!(!seg.is_empty() && seg != b"." && seg != b"..", "bad segment in {bytes:?}");
+            assert!(
+                !seg.is_empty() && seg != b"." && seg != b"..",
+                "bad segment in {bytes:?}"
+            );
             if dotfiles == Dotfiles::Hidden {
                 assert_ne!(seg.first(), Some(&b'.'), "dotfile in {bytes:?}");
             }
