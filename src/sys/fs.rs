@@ -62,6 +62,9 @@ const _: () = assert!(size_of::<OpenHow>() == 24);
 /// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, `O_RDONLY | O_CLOEXEC |
 /// O_NONBLOCK | O_NOCTTY` (non-blocking so a FIFO cannot hang a worker). Symlinks are followed
 /// only while they stay beneath `dir`.
+///
+/// Where `openat2` is unusable (see [`openat2_available`]), a component-by-component `openat`
+/// walk is used instead, which follows no symlinks at all.
 pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     if openat2_available() {
         if rel.as_os_str().is_empty() {
