@@ -1,6 +1,21 @@
-//! The sans-I/O HTTP/1.1 core.
+//! The sans-I/O HTTP/1.1 core: bytes in ([`Conn::receive`]), responses out ([`Conn::poll`]).
+//!
+//! Owns: every protocol decision — parsing and framing, methods, paths to files, validators,
+//! conditionals, ranges, the exact bytes of every head. Must not: touch sockets, read the
+//! clock (time comes in through [`DateCache`]), or know which I/O mode drives it.
 
 pub mod conditional;
+pub mod conn;
 pub mod date;
 pub mod etag;
 pub mod range;
+pub mod request;
+pub mod response;
+pub mod serve;
+pub mod status;
+
+pub use conn::{Conn, Step};
+pub use date::{DateCache, HttpDate};
+pub use response::{After, Body, LogFields, Response};
+pub use serve::{Lifecycle, Listing, Logging, Site, SiteOptions};
+pub use status::Status;

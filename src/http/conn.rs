@@ -1,0 +1,182 @@
+//! One connection's protocol state, without I/O: bytes in ([`Conn::receive`]), steps out
+//! ([`Conn::poll`]). The drivers own the sockets and carry out the steps; they never look
+//! inside a request.
+//!
+//! Pipelining falls out of the design: `poll` answers one complete request per call, in
+//! order, and asks for more bytes only when no complete head is buffered.
+
+use super::date::DateCache;
+use super::request::{self, Parsed, Request, RequestError, Version};
+use super::response::{LogFields, Response};
+use super::serve::{self, Lifecycle, Logging, Site};
+use super::status::Status;
+
+/// What the driver must do next for a connection.
+#[derive(Debug)]
+pub enum Step {
+    /// Send this response (and close afterwards if `response.after` says so).
+    Respond(Response),
+    /// No complete request is buffered: read more bytes.
+    NeedMore,
+    /// Nothing more will be answered: close the connection.
+    Close,
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading and answering requests.
+    Open,
+    /// A response that ends the connection was handed out; nothing more is parsed.
+    Done,
+}
+
+/// Request bytes kept for the access log's request line when the head could not be parsed.
+const MAX_LOGGED_LINE: usize = 2048;
+
+/// A read buffer larger than this is freed when it empties, so a connection that once
+/// received a burst does not keep the memory while idle.
+const SHRINK_ABOVE: usize = 16 * 1024;
+
+/// The protocol state of one connection.
+#[derive(Debug)]
+pub struct Conn {
+    buf: Vec<u8>,
+    /// Start of the first unanswered byte in `buf`.
+    start: usize,
+    /// Bytes of `buf[start..]` already known not to contain the end of a head.
+    scanned: usize,
+    state: State,
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Conn::new()
+    }
+}
+
+impl Conn {
+    /// A new connection; holds no buffer until bytes arrive.
+    pub fn new() -> Conn {
+        Conn { buf: Vec::new(), start: 0, scanned: 0, state: State::Open }
+    }
+
+    /// Appends bytes received from the peer.
+    pub fn receive(&mut self, data: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// True when part of a request has arrived but not yet a complete head: a timeout now
+    /// deserves a 408 rather than a silent close.
+    pub fn has_partial_request(&self) -> bool {
+        self.start < self.buf.len()
+    }
+
+    /// The next step. Call until it returns [`Step::NeedMore`] or [`Step::Close`].
+    pub fn poll(&mut self, site: &Site, date: &DateCache, life: Lifecycle) -> Step {
+        if self.state == State::Done {
+            return Step::Close;
+        }
+        if self.start == self.buf.len() {
+            self.reset_buffer();
+            return match life {
+                Lifecycle::Serving => Step::NeedMore,
+                Lifecycle::Draining => {
+                    self.state = State::Done;
+                    Step::Close
+                }
+            };
+        }
+        let max_head = site.options().max_head;
+        if self.buf.len() - self.start < max_head && !self.head_may_be_complete() {
+            return Step::NeedMore;
+        }
+        let response = match request::parse(&self.buf[self.start..], max_head) {
+            Ok(Parsed::Partial) => return Step::NeedMore,
+            Ok(Parsed::Complete { request, len }) => {
+                let mut response = serve::respond(site, &request, date, life);
+                if site.options().logging == Logging::On {
+                    response.log = Some(Box::new(log_fields(&request)));
+                }
+                self.start += len;
+                self.scanned = 0;
+                response
+            }
+            Err(e) => self.refuse(e, site, date),
+        };
+        if response.after == super::response::After::Close {
+            self.state = State::Done;
+        }
+        Step::Respond(response)
+    }
+
+    /// The answer to a client that did not finish its head in time: 408 if it had started
+    /// one, otherwise nothing (an idle keep-alive connection is closed silently).
+    pub fn timed_out(&mut self, site: &Site, date: &DateCache) -> Option<Response> {
+        let partial = self.state == State::Open && self.has_partial_request();
+        self.state = State::Done;
+        partial.then(|| self.error(Status::RequestTimeout, site, date))
+    }
+
+    fn refuse(&mut self, e: RequestError, site: &Site, date: &DateCache) -> Response {
+        self.error(e.status(), site, date)
+    }
+
+    fn error(&self, status: Status, site: &Site, date: &DateCache) -> Response {
+        let mut response = serve::error_response(status, date);
+        if site.options().logging == Logging::On {
+            let pending = &self.buf[self.start..];
+            let line_end = memchr::memchr2(b'\r', b'\n', pending).unwrap_or(pending.len());
+            let request_line = pending[..line_end.min(MAX_LOGGED_LINE)].to_vec();
+            response.log = Some(Box::new(LogFields { request_line, ..LogFields::default() }));
+        }
+        response
+    }
+
+    /// Cheap pre-check so a head dribbled in byte by byte is not re-parsed from its start on
+    /// every byte: looks for an empty line (`\n\n` or `\n\r\n`) in the bytes not yet scanned.
+    fn head_may_be_complete(&mut self) -> bool {
+        let pending = &self.buf[self.start..];
+        // Back up two bytes: the terminator may straddle the previous scan's end.
+        let from = self.scanned.saturating_sub(2);
+        let found = memchr::memchr_iter(b'\n', &pending[from..]).any(|i| {
+            let rest = &pending[from + i + 1..];
+            rest.starts_with(b"\n") || rest.starts_with(b"\r\n")
+        });
+        self.scanned = pending.len();
+        found
+    }
+
+    fn reset_buffer(&mut self) {
+        self.start = 0;
+        self.scanned = 0;
+        if self.buf.capacity() > SHRINK_ABOVE {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+    }
+}
+
+fn log_fields(req: &Request<'_>) -> LogFields {
+    let version: &[u8] = match req.version {
+        Version::Http10 => b"HTTP/1.0",
+        Version::Http11 => b"HTTP/1.1",
+    };
+    let mut request_line =
+        Vec::with_capacity(req.method_raw.len() + req.target_raw.len() + version.len() + 2);
+    request_line.extend_from_slice(req.method_raw.as_bytes());
+    request_line.push(b' ');
+    request_line.extend_from_slice(req.target_raw.as_bytes());
+    request_line.push(b' ');
+    request_line.extend_from_slice(version);
+    LogFields {
+        request_line,
+        referer: req.headers.referer.map(<[u8]>::to_vec),
+        user_agent: req.headers.user_agent.map(<[u8]>::to_vec),
+    }
+}

@@ -1,0 +1,516 @@
+//! Request heads: framing checks and a typed view of the headers the server uses.
+//!
+//! `httparse` tokenizes; this module decides. After [`parse`] no other code compares header
+//! names: everything downstream reads [`Headers`]. "Need more bytes" is the normal
+//! [`Parsed::Partial`], never an error.
+//!
+//! Framing rules enforced here (RFC 9112): both `Content-Length` and `Transfer-Encoding`, a
+//! `Transfer-Encoding` on HTTP/1.0, differing `Content-Length` values, obs-fold, a bad header
+//! name, a missing or repeated `Host` on HTTP/1.1 → 400. A head over the limit → 431, or 414
+//! when the request line alone is over it. A version other than 1.0/1.1 → 505.
+
+use super::status::Status;
+
+/// Header lines beyond this make the head "too large" (431), whatever its size in bytes.
+pub const MAX_HEADERS: usize = 64;
+
+/// Why a request head is refused. Each maps to exactly one status in [`RequestError::status`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not HTTP/1.x syntax: request line, header name or value, obs-fold.
+    Malformed,
+    /// `Content-Length` and `Transfer-Encoding` together, differing lengths, or TE on 1.0.
+    AmbiguousFraming,
+    /// HTTP/1.1 without `Host`, or several `Host` lines.
+    BadHost,
+    /// A request target that is neither origin-form, absolute-form nor `*` (for OPTIONS).
+    BadTarget,
+    /// The whole head exceeds the limit, or has more than [`MAX_HEADERS`] lines.
+    HeadTooLarge,
+    /// The request line alone exceeds the head limit.
+    UriTooLong,
+    /// HTTP/2.0, HTTP/1.2, …
+    VersionNotSupported,
+}
+
+impl RequestError {
+    /// The one place request errors become statuses.
+    pub fn status(self) -> Status {
+        match self {
+            RequestError::Malformed
+            | RequestError::AmbiguousFraming
+            | RequestError::BadHost
+            | RequestError::BadTarget => Status::BadRequest,
+            RequestError::HeadTooLarge => Status::HeaderFieldsTooLarge,
+            RequestError::UriTooLong => Status::UriTooLong,
+            RequestError::VersionNotSupported => Status::VersionNotSupported,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Options,
+    /// Any other (syntactically valid) method: answered 405.
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// The request target, reduced to what a static server needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// `/path?query` (absolute-form targets are reduced to this; their authority is ignored).
+    Path { path: &'a [u8], query: Option<&'a [u8]> },
+    /// `*` (only meaningful for OPTIONS).
+    Asterisk,
+}
+
+/// What the request says about a body we never read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    Length(u64),
+    /// `Transfer-Encoding` present (on 1.1, without `Content-Length`).
+    Chunked,
+}
+
+impl BodyFraming {
+    /// A body follows the head. We never read request bodies, so its bytes would be taken for
+    /// the next request: such a connection is answered and then closed.
+    pub fn has_body(self) -> bool {
+        !matches!(self, BodyFraming::None | BodyFraming::Length(0))
+    }
+}
+
+/// What the `Connection` header asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConnectionOption {
+    #[default]
+    Unspecified,
+    KeepAlive,
+    Close,
+}
+
+/// The headers the server acts on, parsed once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers<'a> {
+    pub host: Option<&'a [u8]>,
+    pub connection: ConnectionOption,
+    pub if_match: Vec<&'a [u8]>,
+    pub if_none_match: Vec<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+    /// `None` also when the header appears more than once (ambiguous: served in full).
+    pub range: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+}
+
+/// A parsed request head, borrowing the connection's buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub method: Method,
+    /// The method token as sent (for the access log).
+    pub method_raw: &'a str,
+    /// The request target as sent (for the access log).
+    pub target_raw: &'a str,
+    pub target: Target<'a>,
+    pub version: Version,
+    pub body: BodyFraming,
+    pub headers: Headers<'a>,
+}
+
+impl Request<'_> {
+    /// Whether the client wants the connection kept open after this exchange.
+    pub fn wants_keep_alive(&self) -> bool {
+        match (self.version, self.headers.connection) {
+            (_, ConnectionOption::Close) => false,
+            (Version::Http11, _) => true,
+            (Version::Http10, ConnectionOption::KeepAlive) => true,
+            (Version::Http10, ConnectionOption::Unspecified) => false,
+        }
+    }
+}
+
+/// The outcome of parsing the start of a buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<'a> {
+    /// A complete head of `len` bytes.
+    Complete { request: Request<'a>, len: usize },
+    /// The head is not complete yet.
+    Partial,
+}
+
+/// Parses the request head at the start of `buf`, which must not start with a partial head
+/// that has already been refused. `max_head` bounds the head size in bytes.
+pub fn parse(buf: &[u8], max_head: usize) -> Result<Parsed<'_>, RequestError> {
+    let window = &buf[..buf.len().min(max_head)];
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut slots);
+    let len = match req.parse(window) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= max_head => {
+            return Err(oversized(window));
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
+        Err(httparse::Error::Version) => return Err(version_error(window)),
+        Err(_) => return Err(RequestError::Malformed),
+    };
+    let (Some(method_raw), Some(target_raw), Some(minor)) = (req.method, req.path, req.version)
+    else {
+        // httparse reports Complete only with all three present.
+        return Err(RequestError::Malformed);
+    };
+    let version = if minor == 0 { Version::Http10 } else { Version::Http11 };
+    let method = match method_raw {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "OPTIONS" => Method::Options,
+        _ => Method::Other,
+    };
+    let target = parse_target(target_raw.as_bytes())?;
+    let (headers, body) = typed_headers(req.headers, version)?;
+    if version == Version::Http11 && headers.host.is_none() {
+        return Err(RequestError::BadHost);
+    }
+    let request = Request { method, method_raw, target_raw, target, version, body, headers };
+    Ok(Parsed::Complete { request, len })
+}
+
+/// A head that did not end within the limit: 414 if even the request line did not.
+fn oversized(window: &[u8]) -> RequestError {
+    match memchr::memchr(b'\n', window) {
+        None => RequestError::UriTooLong,
+        Some(_) => RequestError::HeadTooLarge,
+    }
+}
+
+/// httparse says "Version" both for `HTTP/2.0` (well-formed, unsupported: 505) and for
+/// garbage where the version should be (400).
+fn version_error(window: &[u8]) -> RequestError {
+    let line_end = memchr::memchr(b'\n', window).unwrap_or(window.len());
+    let line = window[..line_end].strip_suffix(b"\r").unwrap_or(&window[..line_end]);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            RequestError::VersionNotSupported
+        }
+        _ => RequestError::Malformed,
+    }
+}
+
+fn parse_target(raw: &[u8]) -> Result<Target<'_>, RequestError> {
+    let path_and_query = match raw {
+        b"*" => return Ok(Target::Asterisk),
+        [b'/', ..] => raw,
+        _ => absolute_form_path(raw).ok_or(RequestError::BadTarget)?,
+    };
+    Ok(match memchr::memchr(b'?', path_and_query) {
+        Some(q) => Target::Path {
+            path: &path_and_query[..q],
+            query: Some(&path_and_query[q + 1..]),
+        },
+        None => Target::Path { path: path_and_query, query: None },
+    })
+}
+
+/// `http://authority/path?q` → `/path?q` (RFC 9112 §3.2.2: a server MUST accept
+/// absolute-form). The authority is ignored: we serve one site.
+fn absolute_form_path(raw: &[u8]) -> Option<&[u8]> {
+    let rest = strip_prefix_ignore_case(raw, b"http://")
+        .or_else(|| strip_prefix_ignore_case(raw, b"https://"))?;
+    let authority_end = memchr::memchr2(b'/', b'?', rest).unwrap_or(rest.len());
+    if authority_end == 0 {
+        return None;
+    }
+    match rest.get(authority_end) {
+        Some(b'/') => Some(&rest[authority_end..]),
+        // `http://host` or `http://host?q`: the path is empty, which means `/`.
+        _ => Some(b"/"),
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+fn typed_headers<'a>(
+    raw: &[httparse::Header<'a>],
+    version: Version,
+) -> Result<(Headers<'a>, BodyFraming), RequestError> {
+    let mut h = Headers::default();
+    let mut host_lines = 0usize;
+    let mut range_lines = 0usize;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    for header in raw {
+        let name = header.name.as_bytes();
+        let value = trim_ows(header.value);
+        // Dispatch on length first: one compare of a usize rules out almost every name.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                host_lines += 1;
+                h.host = Some(value);
+            }
+            5 if name.eq_ignore_ascii_case(b"range") => {
+                range_lines += 1;
+                h.range = Some(value);
+            }
+            7 if name.eq_ignore_ascii_case(b"referer") => h.referer = Some(value),
+            8 if name.eq_ignore_ascii_case(b"if-match") => h.if_match.push(value),
+            8 if name.eq_ignore_ascii_case(b"if-range") => h.if_range = Some(value),
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                h.connection = merge_connection(h.connection, value);
+            }
+            10 if name.eq_ignore_ascii_case(b"user-agent") => h.user_agent = Some(value),
+            13 if name.eq_ignore_ascii_case(b"if-none-match") => h.if_none_match.push(value),
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_content_length(value)?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(RequestError::AmbiguousFraming);
+                }
+                content_length = Some(n);
+            }
+            17 if name.eq_ignore_ascii_case(b"if-modified-since") => {
+                h.if_modified_since = Some(value);
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => transfer_encoding = true,
+            19 if name.eq_ignore_ascii_case(b"if-unmodified-since") => {
+                h.if_unmodified_since = Some(value);
+            }
+            _ => {}
+        }
+    }
+    if host_lines > 1 {
+        return Err(RequestError::BadHost);
+    }
+    if range_lines > 1 {
+        h.range = None;
+    }
+    let body = match (transfer_encoding, content_length) {
+        (true, Some(_)) => return Err(RequestError::AmbiguousFraming),
+        (true, None) if version == Version::Http10 => return Err(RequestError::AmbiguousFraming),
+        (true, None) => BodyFraming::Chunked,
+        (false, Some(n)) => BodyFraming::Length(n),
+        (false, None) => BodyFraming::None,
+    };
+    Ok((h, body))
+}
+
+/// `Content-Length` is `1*DIGIT`; a list of identical values (`5, 5`) is tolerated as RFC
+/// 9110 §8.6 allows, anything else is a framing error.
+fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
+    let mut result: Option<u64> = None;
+    for item in value.split(|&b| b == b',') {
+        let item = trim_ows(item);
+        if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
+            return Err(RequestError::AmbiguousFraming);
+        }
+        let mut n: u64 = 0;
+        for &d in item {
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                .ok_or(RequestError::AmbiguousFraming)?;
+        }
+        if result.is_some_and(|prev| prev != n) {
+            return Err(RequestError::AmbiguousFraming);
+        }
+        result = Some(n);
+    }
+    result.ok_or(RequestError::AmbiguousFraming)
+}
+
+/// `close` anywhere wins; otherwise `keep-alive` anywhere.
+fn merge_connection(current: ConnectionOption, value: &[u8]) -> ConnectionOption {
+    let mut option = current;
+    for token in value.split(|&b| b == b',') {
+        let token = trim_ows(token);
+        if token.eq_ignore_ascii_case(b"close") {
+            return ConnectionOption::Close;
+        }
+        if token.eq_ignore_ascii_case(b"keep-alive") {
+            option = ConnectionOption::KeepAlive;
+        }
+    }
+    option
+}
+
+fn trim_ows(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 8 * 1024;
+
+    fn complete(raw: &[u8]) -> (Request<'_>, usize) {
+        match parse(raw, LIMIT) {
+            Ok(Parsed::Complete { request, len }) => (request, len),
+            other => panic!("expected a complete request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepted_heads() {
+        let (r, len) = complete(b"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\nGET /next");
+        assert_eq!(len, 33);
+        assert_eq!(r.method, Method::Get);
+        assert_eq!(r.target, Target::Path { path: b"/a", query: Some(b"b=c") });
+        assert_eq!(r.version, Version::Http11);
+        assert!(r.wants_keep_alive());
+
+        let (r, _) = complete(b"HEAD / HTTP/1.0\r\n\r\n");
+        assert_eq!((r.method, r.version), (Method::Head, Version::Http10));
+        assert!(!r.wants_keep_alive());
+
+        let (r, _) = complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+        assert!(r.wants_keep_alive());
+
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n");
+        assert!(!r.wants_keep_alive());
+
+        let (r, _) = complete(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.method, r.target), (Method::Options, Target::Asterisk));
+
+        let (r, _) = complete(b"get / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r.method, Method::Other);
+    }
+
+    #[test]
+    fn typed_headers_are_collected() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\"\r\nif-none-match: \"b\"\r\n\
+            IF-MATCH: *\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+            Range: bytes=0-1\r\nIf-Range: \"a\"\r\nUser-Agent: t/1\r\nReferer: r\r\n\r\n";
+        let (r, _) = complete(raw);
+        let h = &r.headers;
+        assert_eq!(h.host, Some(&b"h"[..]));
+        assert_eq!(h.if_none_match, vec![&b"\"a\""[..], &b"\"b\""[..]]);
+        assert_eq!(h.if_match, vec![&b"*"[..]]);
+        assert_eq!(h.if_modified_since, Some(&b"Sun, 06 Nov 1994 08:49:37 GMT"[..]));
+        assert_eq!(h.range, Some(&b"bytes=0-1"[..]));
+        assert_eq!(h.if_range, Some(&b"\"a\""[..]));
+        assert_eq!(h.user_agent, Some(&b"t/1"[..]));
+        assert_eq!(h.referer, Some(&b"r"[..]));
+    }
+
+    #[test]
+    fn duplicate_range_headers_are_ignored() {
+        let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: h\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n");
+        assert_eq!(r.headers.range, None);
+    }
+
+    #[test]
+    fn absolute_form_is_reduced_to_its_path() {
+        let cases: &[(&[u8], &[u8], Option<&[u8]>)] = &[
+            (b"http://h/a/b", b"/a/b", None),
+            (b"HTTP://h:8080/x?y", b"/x", Some(b"y")),
+            (b"https://h", b"/", None),
+            (b"http://h?q", b"/", None),
+            (b"http://127.0.0.1/../secret", b"/../secret", None),
+        ];
+        for &(raw, path, query) in cases {
+            assert_eq!(parse_target(raw), Ok(Target::Path { path, query }), "{raw:?}");
+        }
+        for raw in [&b"http:///x"[..], b"ftp://h/x", b"x", b"h/x"] {
+            assert_eq!(parse_target(raw), Err(RequestError::BadTarget), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn body_framing() {
+        let cases: &[(&[u8], Result<BodyFraming, RequestError>)] = &[
+            (b"Content-Length: 5\r\n", Ok(BodyFraming::Length(5))),
+            (b"Content-Length: 0\r\n", Ok(BodyFraming::Length(0))),
+            (b"Content-Length: 5\r\nContent-Length: 5\r\n", Ok(BodyFraming::Length(5))),
+            (b"Content-Length: 5, 5\r\n", Ok(BodyFraming::Length(5))),
+            (b"Transfer-Encoding: chunked\r\n", Ok(BodyFraming::Chunked)),
+            (b"Content-Length: 5\r\nContent-Length: 6\r\n", Err(RequestError::AmbiguousFraming)),
+            (b"Content-Length: 5, 6\r\n", Err(RequestError::AmbiguousFraming)),
+            (b"Content-Length: -1\r\n", Err(RequestError::AmbiguousFraming)),
+            (b"Content-Length: +5\r\n", Err(RequestError::AmbiguousFraming)),
+            (b"Content-Length: \r\n", Err(RequestError::AmbiguousFraming)),
+            (b"Content-Length: 99999999999999999999999\r\n", Err(RequestError::AmbiguousFraming)),
+            (
+                b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                Err(RequestError::AmbiguousFraming),
+            ),
+        ];
+        for &(headers, ref expected) in cases {
+            let raw = [&b"POST / HTTP/1.1\r\nHost: h\r\n"[..], headers, b"\r\n"].concat();
+            let got = parse(&raw, LIMIT).map(|p| match p {
+                Parsed::Complete { request, .. } => request.body,
+                Parsed::Partial => panic!("partial"),
+            });
+            assert_eq!(&got, expected, "{}", String::from_utf8_lossy(headers));
+        }
+        let te_on_10 = b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(te_on_10, LIMIT), Err(RequestError::AmbiguousFraming));
+    }
+
+    #[test]
+    fn refused_heads() {
+        let big_header = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(LIMIT));
+        let long_line = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(LIMIT));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many = format!("GET / HTTP/1.1\r\nHost: h\r\n{many}\r\n");
+        let cases: &[(&[u8], RequestError)] = &[
+            (b"GARBAGE\r\n\r\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\r\n\r\n", RequestError::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", RequestError::BadHost),
+            (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", RequestError::VersionNotSupported),
+            (b"GET / HTTP/1.2\r\nHost: h\r\n\r\n", RequestError::VersionNotSupported),
+            (b"GET / HTTQ/1.1\r\nHost: h\r\n\r\n", RequestError::Malformed),
+            (b"GET a/b HTTP/1.1\r\nHost: h\r\n\r\n", RequestError::BadTarget),
+            (big_header.as_bytes(), RequestError::HeadTooLarge),
+            (long_line.as_bytes(), RequestError::UriTooLong),
+            (many.as_bytes(), RequestError::HeadTooLarge),
+        ];
+        for &(raw, expected) in cases {
+            let got = parse(raw, LIMIT);
+            assert_eq!(got, Err(expected), "{}", String::from_utf8_lossy(&raw[..raw.len().min(40)]));
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_head_is_partial() {
+        let raw = b"GET /x HTTP/1.1\r\nHost: h\r\nRange: bytes=1-2\r\n\r\n";
+        for cut in 0..raw.len() {
+            assert_eq!(parse(&raw[..cut], LIMIT), Ok(Parsed::Partial), "cut at {cut}");
+        }
+        assert!(matches!(parse(raw, LIMIT), Ok(Parsed::Complete { .. })));
+    }
+
+    #[test]
+    fn limit_is_configurable() {
+        let raw = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "a".repeat(2048));
+        assert_eq!(parse(raw.as_bytes(), 1024), Err(RequestError::HeadTooLarge));
+        assert!(matches!(parse(raw.as_bytes(), 4096), Ok(Parsed::Complete { .. })));
+    }
+
+    #[test]
+    fn errors_map_to_statuses() {
+        assert_eq!(RequestError::Malformed.status(), Status::BadRequest);
+        assert_eq!(RequestError::HeadTooLarge.status(), Status::HeaderFieldsTooLarge);
+        assert_eq!(RequestError::UriTooLong.status(), Status::UriTooLong);
+        assert_eq!(RequestError::VersionNotSupported.status(), Status::VersionNotSupported);
+    }
+}

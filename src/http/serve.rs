@@ -1,0 +1,400 @@
+//! Deciding the response to one parsed request. Every HTTP decision the server makes about a
+//! well-formed request is made here, once, for both I/O modes.
+//!
+//! Order of decisions for a request:
+//! 1. Method: OPTIONS → 204 + `Allow`; anything but GET/HEAD → 405 + `Allow`.
+//! 2. Target: `*` → 400 (only OPTIONS may use it). `/favicon.ico` → the root's, else embedded.
+//! 3. Path: [`crate::fs::resolve`] (400 for bad encoding, NUL or climbing above the root; 404
+//!    for hidden dotfiles), then open beneath the root (404 / 403 / 500).
+//! 4. Directory: `/dir` → 301 with the relative `Location: dir/` (query kept); `/dir/` →
+//!    `index.html`, else the listing when enabled, else 404.
+//! 5. File: preconditions (RFC 9110 §13.2.2, see [`super::conditional`]) → 412 / 304; then
+//!    `Range` on GET, gated by `If-Range` → 206 / multipart 206 / 416; else 200.
+
+use super::conditional::{self, Outcome, Preconditions, Validators};
+use super::date::{DateCache, HttpDate};
+use super::range::{self, RangeDecision};
+use super::request::{Method, Request, Target, Version};
+use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
+use super::status::Status;
+use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+
+/// Whether directories without `index.html` are listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Listing {
+    #[default]
+    Off,
+    On,
+}
+
+/// Whether request fields are copied out for the access log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Logging {
+    #[default]
+    Off,
+    On,
+}
+
+/// Whether the server is shutting down: responses then close their connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    Serving,
+    Draining,
+}
+
+/// Site-wide settings the HTTP core reads.
+#[derive(Clone, Debug)]
+pub struct SiteOptions {
+    pub listing: Listing,
+    pub dotfiles: Dotfiles,
+    /// `Cache-Control` for files (validated as a field value by the caller).
+    pub cache_control: Option<String>,
+    /// Request heads larger than this get 431 (414 when the request line alone is).
+    pub max_head: usize,
+    pub logging: Logging,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions {
+            listing: Listing::Off,
+            dotfiles: Dotfiles::Hidden,
+            cache_control: None,
+            max_head: DEFAULT_MAX_HEAD,
+            logging: Logging::Off,
+        }
+    }
+}
+
+/// 8 KiB holds any browser's request head with room for large cookies; nginx's default
+/// `client_header_buffer_size` is 1 KiB growing to 8 KiB buffers.
+pub const DEFAULT_MAX_HEAD: usize = 8 * 1024;
+
+/// What is served: the root and the options. Immutable after start-up, shared by workers.
+#[derive(Debug)]
+pub struct Site {
+    pub(crate) root: Root,
+    pub(crate) options: SiteOptions,
+    favicon: Meta,
+}
+
+impl Site {
+    pub fn new(root: Root, options: SiteOptions) -> Site {
+        let size = fs::favicon::EMBEDDED.len() as u64;
+        let mtime = fs::favicon::EMBEDDED_MTIME;
+        let favicon = Meta {
+            size,
+            mtime_secs: mtime,
+            mtime_nanos: 0,
+            etag: fs::ETag::for_file(size, mtime, 0),
+            content_type: ContentType::ICON,
+        };
+        Site { root, options, favicon }
+    }
+
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    pub fn options(&self) -> &SiteOptions {
+        &self.options
+    }
+}
+
+/// Per-response context: how the head ends and whether the body is sent.
+struct Cx<'a> {
+    date: &'a DateCache,
+    after: After,
+    confirm: Confirm,
+    method: Method,
+}
+
+impl Cx<'_> {
+    fn finish(&self, status: Status, head: HeadBuilder, body: Body) -> Response {
+        let head = head.finish(self.after, self.confirm);
+        // HEAD: the same head as GET (Content-Length included), no content.
+        let body = if self.method == Method::Head { Body::Empty } else { body };
+        Response { status, head, body, after: self.after, log: None }
+    }
+
+    /// A status with the small HTML body.
+    fn message(&self, status: Status) -> Response {
+        self.message_with(status, &[])
+    }
+
+    fn message_with(&self, status: Status, extra: &[(&str, &[u8])]) -> Response {
+        let mut head = HeadBuilder::new(status, self.date);
+        for &(name, value) in extra {
+            head.header(name, value);
+        }
+        let body = response::html_message(status);
+        head.content_type(ContentType::HTML).content_length(body.len() as u64);
+        self.finish(status, head, Body::Bytes(body))
+    }
+}
+
+/// The response to a request head that could not be parsed: always closes the connection.
+pub fn error_response(status: Status, date: &DateCache) -> Response {
+    let cx = Cx { date, after: After::Close, confirm: Confirm::Implicit, method: Method::Get };
+    cx.message(status)
+}
+
+/// Decides the response to `req`.
+pub fn respond(site: &Site, req: &Request<'_>, date: &DateCache, life: Lifecycle) -> Response {
+    // A body we will not read would be parsed as the next request: answer, then close.
+    let after = if req.wants_keep_alive() && !req.body.has_body() && life == Lifecycle::Serving {
+        After::KeepAlive
+    } else {
+        After::Close
+    };
+    let confirm = match (req.version, after) {
+        (Version::Http10, After::KeepAlive) => Confirm::KeepAlive,
+        _ => Confirm::Implicit,
+    };
+    let cx = Cx { date, after, confirm, method: req.method };
+    match (req.method, req.target) {
+        (Method::Options, _) => {
+            let mut head = HeadBuilder::new(Status::NoContent, date);
+            head.header("Allow", response::ALLOW.as_bytes());
+            cx.finish(Status::NoContent, head, Body::Empty)
+        }
+        (Method::Other, _) => {
+            cx.message_with(Status::MethodNotAllowed, &[("Allow", response::ALLOW.as_bytes())])
+        }
+        (Method::Get | Method::Head, Target::Asterisk) => cx.message(Status::BadRequest),
+        (Method::Get | Method::Head, Target::Path { path, query }) => {
+            get(site, &cx, req, path, query)
+        }
+    }
+}
+
+fn get(site: &Site, cx: &Cx<'_>, req: &Request<'_>, path: &[u8], query: Option<&[u8]>) -> Response {
+    if path == b"/favicon.ico" {
+        return favicon(site, cx, req);
+    }
+    let safe = match fs::resolve(path, site.options.dotfiles) {
+        Ok(safe) => safe,
+        // SECURITY: a hidden dotfile is reported as absent, not as forbidden.
+        Err(PathError::Hidden) => return cx.message(Status::NotFound),
+        Err(
+            PathError::NotAbsolute
+            | PathError::BadPercentEncoding
+            | PathError::Nul
+            | PathError::AboveRoot,
+        ) => return cx.message(Status::BadRequest),
+    };
+    match site.root.open_entry(&safe) {
+        // `/file.txt/` names a directory that is not there.
+        Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
+        Ok(Entry::File(f)) => file_response(cx, req, Source::File(f.file), &f.meta, cache_control(site)),
+        Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
+        Ok(Entry::Dir(dir)) => match site.root.open_entry(&safe.index()) {
+            Ok(Entry::File(f)) => {
+                file_response(cx, req, Source::File(f.file), &f.meta, cache_control(site))
+            }
+            Err(OpenError::NotFound) if site.options.listing == Listing::On => {
+                listing(site, cx, &dir, path)
+            }
+            Ok(Entry::Dir(_)) | Err(OpenError::NotFound) => cx.message(Status::NotFound),
+            Err(e) => open_failure(cx, &e),
+        },
+        Err(e) => open_failure(cx, &e),
+    }
+}
+
+fn cache_control(site: &Site) -> Option<&[u8]> {
+    site.options.cache_control.as_deref().map(str::as_bytes)
+}
+
+fn open_failure(cx: &Cx<'_>, e: &OpenError) -> Response {
+    match e {
+        OpenError::NotFound => cx.message(Status::NotFound),
+        OpenError::Forbidden => cx.message(Status::Forbidden),
+        OpenError::Io(_) => cx.message(Status::InternalServerError),
+    }
+}
+
+/// `/a/dir` → `Location: dir/` — relative, so it survives a proxy that strips a prefix.
+/// The last segment is reused as the client sent it (still percent-encoded).
+fn redirect_to_dir(cx: &Cx<'_>, raw_path: &[u8], query: Option<&[u8]>) -> Response {
+    let segment = raw_path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    let mut location = Vec::with_capacity(segment.len() + 8);
+    // A first segment with `:` would read as a URI scheme (RFC 3986 §4.2); `./` prevents it.
+    if segment.contains(&b':') {
+        location.extend_from_slice(b"./");
+    }
+    location.extend_from_slice(segment);
+    location.push(b'/');
+    if let Some(q) = query {
+        location.push(b'?');
+        location.extend_from_slice(q);
+    }
+    cx.message_with(Status::MovedPermanently, &[("Location", &location)])
+}
+
+fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Response {
+    match fs::listing::render(dir, raw_path, site.options.dotfiles) {
+        Ok(html) => {
+            let mut head = HeadBuilder::new(Status::Ok, cx.date);
+            head.content_type(ContentType::HTML).content_length(html.len() as u64);
+            cx.finish(Status::Ok, head, Body::Bytes(html))
+        }
+        Err(_) => cx.message(Status::InternalServerError),
+    }
+}
+
+fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
+    let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
+    match site.root.open_favicon() {
+        Some(FileEntry { file, meta }) => file_response(cx, req, Source::File(file), &meta, cc),
+        None => file_response(cx, req, Source::Static(fs::favicon::EMBEDDED), &site.favicon, cc),
+    }
+}
+
+/// Where the bytes of a representation come from.
+enum Source {
+    File(File),
+    Static(&'static [u8]),
+}
+
+impl Source {
+    fn body(self, range: Range<u64>) -> Body {
+        match self {
+            Source::File(file) => Body::File { file, range },
+            Source::Static(bytes) => Body::Static(static_slice(bytes, &range)),
+        }
+    }
+
+    fn multipart(self, parts: Vec<Part>, trailer: Vec<u8>) -> Body {
+        match self {
+            Source::File(file) => Body::Multipart { file, parts, trailer },
+            Source::Static(bytes) => {
+                let mut out = Vec::new();
+                for part in &parts {
+                    out.extend_from_slice(&part.header);
+                    out.extend_from_slice(static_slice(bytes, &part.range));
+                }
+                out.extend_from_slice(&trailer);
+                Body::Bytes(out)
+            }
+        }
+    }
+}
+
+/// `range` was checked against the length by `range::decide`; clamp anyway rather than panic.
+fn static_slice(bytes: &'static [u8], range: &Range<u64>) -> &'static [u8] {
+    let end = usize::try_from(range.end).unwrap_or(usize::MAX).min(bytes.len());
+    let start = usize::try_from(range.start).unwrap_or(usize::MAX).min(end);
+    &bytes[start..end]
+}
+
+fn file_response(
+    cx: &Cx<'_>,
+    req: &Request<'_>,
+    source: Source,
+    meta: &Meta,
+    cache_control: Option<&[u8]>,
+) -> Response {
+    let last_modified = HttpDate::from_unix(meta.last_modified_secs());
+    let validators = Validators { etag: meta.etag.as_bytes(), last_modified };
+    let h = &req.headers;
+    let pre = Preconditions {
+        if_match: &h.if_match,
+        if_none_match: &h.if_none_match,
+        if_modified_since: h.if_modified_since,
+        if_unmodified_since: h.if_unmodified_since,
+    };
+    let mut lm = Vec::with_capacity(32);
+    last_modified.write_imf(&mut lm);
+    let with_validators = |status: Status| {
+        let mut head = HeadBuilder::new(status, cx.date);
+        head.header("ETag", meta.etag.as_bytes()).header("Last-Modified", &lm);
+        if let Some(cc) = cache_control {
+            head.header("Cache-Control", cc);
+        }
+        head
+    };
+    match conditional::evaluate(&pre, &validators) {
+        Outcome::NotModified => {
+            let head = with_validators(Status::NotModified);
+            return cx.finish(Status::NotModified, head, Body::Empty);
+        }
+        Outcome::PreconditionFailed => return cx.message(Status::PreconditionFailed),
+        Outcome::Proceed => {}
+    }
+    let decision = match (req.method, h.range) {
+        // RFC 9110 §14.2: range handling is defined for GET only.
+        (Method::Get, Some(range)) if conditional::if_range_allows(h.if_range, &validators) => {
+            range::decide(range, meta.size)
+        }
+        _ => RangeDecision::Full,
+    };
+    match decision {
+        RangeDecision::Full => {
+            let mut head = with_validators(Status::Ok);
+            head.content_type(meta.content_type).content_length(meta.size);
+            cx.finish(Status::Ok, head, source.body(0..meta.size))
+        }
+        RangeDecision::Single(range) => {
+            let mut head = with_validators(Status::PartialContent);
+            head.content_type(meta.content_type)
+                .content_range(&range, meta.size)
+                .content_length(range.end - range.start);
+            cx.finish(Status::PartialContent, head, source.body(range))
+        }
+        RangeDecision::Multi(ranges) => {
+            let boundary = meta.etag.hex();
+            let (parts, trailer) = multipart_parts(&ranges, boundary, meta);
+            let mut content_type = b"multipart/byteranges; boundary=".to_vec();
+            content_type.extend_from_slice(boundary);
+            let mut head = with_validators(Status::PartialContent);
+            head.header("Content-Type", &content_type);
+            let body = source.multipart(parts, trailer);
+            head.content_length(body.len());
+            // `multipart` already copied static bytes; HEAD is not ranged, so no waste here.
+            cx.finish(Status::PartialContent, head, body)
+        }
+        RangeDecision::Unsatisfiable => {
+            let mut unsatisfied = Vec::with_capacity(32);
+            let _ = write!(unsatisfied, "bytes */{}", meta.size);
+            cx.message_with(Status::RangeNotSatisfiable, &[("Content-Range", &unsatisfied)])
+        }
+    }
+}
+
+/// The part headers and closing delimiter of a `multipart/byteranges` body. The boundary is
+/// the ETag's hex digits: stable for a file version, and the same on every instance.
+fn multipart_parts(ranges: &[Range<u64>], boundary: &[u8], meta: &Meta) -> (Vec<Part>, Vec<u8>) {
+    let parts = ranges
+        .iter()
+        .enumerate()
+        .map(|(i, range)| {
+            let mut header = Vec::with_capacity(128);
+            if i > 0 {
+                header.extend_from_slice(b"\r\n");
+            }
+            header.extend_from_slice(b"--");
+            header.extend_from_slice(boundary);
+            header.extend_from_slice(b"\r\nContent-Type: ");
+            header.extend_from_slice(meta.content_type.essence.as_bytes());
+            if meta.content_type.utf8 {
+                header.extend_from_slice(b"; charset=utf-8");
+            }
+            let _ = write!(
+                header,
+                "\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
+                range.start,
+                range.end - 1,
+                meta.size
+            );
+            Part { header, range: range.clone() }
+        })
+        .collect();
+    let mut trailer = b"\r\n--".to_vec();
+    trailer.extend_from_slice(boundary);
+    trailer.extend_from_slice(b"--\r\n");
+    (parts, trailer)
+}
