@@ -847,3 +847,40 @@ fn imf_fixdate_round_trips() {
     assert_eq!(parse_imf_fixdate("Sunday, 06-Nov-94 08:49:37 GMT"), None);
     assert_eq!(format_clf_time(t), "02/Jan/2024:03:04:05");
 }
+
+#[test]
+fn response_parser_frames_pipelined_responses() {
+    let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc\
+                 HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n\
+                 HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n\
+                 HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\ntail";
+    let (first, used) = Response::parse(wire, false, false).unwrap().unwrap();
+    assert_eq!(
+        (first.status, &first.body[..], first.raw_len),
+        (200, &b"abc"[..], used)
+    );
+    let rest = &wire[used..];
+    let (second, used2) = Response::parse(rest, false, false).unwrap().unwrap();
+    assert_eq!((second.status, second.must("etag")), (304, "\"x\""));
+    let rest = &rest[used2..];
+    // The answer to a HEAD: Content-Length without a body.
+    let (third, used3) = Response::parse(rest, true, false).unwrap().unwrap();
+    assert!(third.body.is_empty());
+    let rest = &rest[used3..];
+    // No length: the body runs to the close.
+    assert!(Response::parse(rest, false, false).unwrap().is_none());
+    let (fourth, _) = Response::parse(rest, false, true).unwrap().unwrap();
+    assert_eq!((fourth.status, fourth.body_str().as_str()), (404, "tail"));
+    assert!(fourth.closes());
+    // Incomplete and malformed input.
+    assert!(
+        Response::parse(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab",
+            false,
+            false
+        )
+        .unwrap()
+        .is_none()
+    );
+    assert!(Response::parse(b"garbage\r\n\r\n", false, false).is_err());
+}
