@@ -58,7 +58,12 @@ impl Default for Conn {
 impl Conn {
     /// A new connection; holds no buffer until bytes arrive.
     pub fn new() -> Conn {
-        Conn { buf: Vec::new(), start: 0, scanned: 0, state: State::Open }
+        Conn {
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            state: State::Open,
+        }
     }
 
     /// Appends bytes received from the peer.
@@ -132,7 +137,10 @@ impl Conn {
             let pending = &self.buf[self.start..];
             let line_end = memchr::memchr2(b'\r', b'\n', pending).unwrap_or(pending.len());
             let request_line = pending[..line_end.min(MAX_LOGGED_LINE)].to_vec();
-            response.log = Some(Box::new(LogFields { request_line, ..LogFields::default() }));
+            response.log = Some(Box::new(LogFields {
+                request_line,
+                ..LogFields::default()
+            }));
         }
         response
     }
