@@ -373,10 +373,10 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                     {
-                        if let Some(response) = conn.timed_out(&shared.site, &date) {
-                            if out.push(stream, response, started, shared, &date).is_ok() {
-                                let _ = out.flush(stream, shared, &date);
-                            }
+                        if let Some(response) = conn.timed_out(&shared.site, &date)
+                            && out.push(stream, response, started, shared, &date).is_ok()
+                        {
+                            let _ = out.flush(stream, shared, &date);
                         }
                         return;
                     }
@@ -459,24 +459,22 @@ impl Output {
                 self.buf = Vec::new();
             }
         }
-        if let Some(sink) = &shared.log {
-            if !self.pending.is_empty() {
-                let mut lines = Vec::with_capacity(200 * self.pending.len());
-                for logged in self.pending.drain(..) {
-                    accesslog::format_line(
-                        &accesslog::Entry {
-                            client: self.peer.ip(),
-                            time: HttpDate::from_unix(date.now().unix()),
-                            fields: logged.fields.as_deref(),
-                            status: logged.status,
-                            body_bytes: logged.body_bytes,
-                            micros: logged.started.elapsed().as_micros(),
-                        },
-                        &mut lines,
-                    );
-                }
-                sink.write(&lines);
+        if let Some(sink) = &shared.log
+            && !self.pending.is_empty()
+        {
+            let mut lines = Vec::with_capacity(200 * self.pending.len());
+            for logged in self.pending.drain(..) {
+                let entry = accesslog::Entry {
+                    client: self.peer.ip(),
+                    time: date.now(),
+                    fields: logged.fields.as_deref(),
+                    status: logged.status,
+                    body_bytes: logged.body_bytes,
+                    micros: logged.started.elapsed().as_micros(),
+                };
+                accesslog::format_line(&entry, &mut lines);
             }
+            sink.write(&lines);
         }
         Ok(())
     }
