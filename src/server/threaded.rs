@@ -14,7 +14,7 @@
 
 use super::accesslog::{self, Sink};
 use crate::http::response::{After, Body};
-use crate::http::{Conn, DateCache, HttpDate, Lifecycle, LogFields, Response, Site, Status, Step};
+use crate::http::{Conn, DateCache, Lifecycle, LogFields, Response, Site, Status, Step};
 use crate::sys::net::{self, Direction, More};
 use std::collections::HashMap;
 use std::io::{self, Read};
