@@ -41,7 +41,10 @@ fn respond(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
     std::fs::write(dir.path().join("assets/4k.txt"), vec![b'x'; 4096]).expect("write");
-    let site = Site::new(Root::open(dir.path()).expect("root"), SiteOptions::default());
+    let site = Site::new(
+        Root::open(dir.path()).expect("root"),
+        SiteOptions::default(),
+    );
     let date = DateCache::new(SystemTime::now());
     let mut g = c.benchmark_group("respond");
     g.throughput(Throughput::Elements(1));

@@ -208,7 +208,11 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), b"aaaa").unwrap();
         std::fs::write(dir.path().join("b.txt"), b"bb").unwrap();
         let site = Site::new(Root::open(dir.path()).unwrap(), options);
-        Fixture { _dir: dir, site, date: DateCache::new(SystemTime::now()) }
+        Fixture {
+            _dir: dir,
+            site,
+            date: DateCache::new(SystemTime::now()),
+        }
     }
 
     /// Feeds `input` in chunks of `chunk` bytes, collecting every response's status line.
@@ -241,10 +245,18 @@ mod tests {
     #[test]
     fn three_pipelined_requests_are_answered_in_order() {
         let f = fixture(SiteOptions::default());
-        let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\n\
+        let input =
+            b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\n\
                       HEAD /b.txt HTTP/1.1\r\nHost: h\r\n\r\n";
         let (statuses, last) = run(&f, input, input.len());
-        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found", "HTTP/1.1 200 OK"]);
+        assert_eq!(
+            statuses,
+            [
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 404 Not Found",
+                "HTTP/1.1 200 OK"
+            ]
+        );
         assert!(matches!(last, Step::NeedMore));
     }
 
@@ -283,15 +295,25 @@ mod tests {
             panic!("expected a response");
         };
         assert_eq!(r.after, After::Close);
-        assert!(String::from_utf8(r.head).unwrap().contains("Connection: close\r\n"));
-        assert!(matches!(conn.poll(&f.site, &f.date, Lifecycle::Draining), Step::Close));
+        assert!(
+            String::from_utf8(r.head)
+                .unwrap()
+                .contains("Connection: close\r\n")
+        );
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Draining),
+            Step::Close
+        ));
     }
 
     #[test]
     fn an_idle_connection_draining_is_closed_without_a_response() {
         let f = fixture(SiteOptions::default());
         let mut conn = Conn::new();
-        assert!(matches!(conn.poll(&f.site, &f.date, Lifecycle::Draining), Step::Close));
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Draining),
+            Step::Close
+        ));
     }
 
     #[test]
@@ -308,7 +330,10 @@ mod tests {
 
     #[test]
     fn oversized_heads_are_refused_without_waiting_for_their_end() {
-        let options = SiteOptions { max_head: 512, ..SiteOptions::default() };
+        let options = SiteOptions {
+            max_head: 512,
+            ..SiteOptions::default()
+        };
         let f = fixture(options);
         let mut conn = Conn::new();
         conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\nX: ");
@@ -327,7 +352,10 @@ mod tests {
 
     #[test]
     fn access_log_fields_are_captured_only_when_logging() {
-        let f = fixture(SiteOptions { logging: Logging::On, ..SiteOptions::default() });
+        let f = fixture(SiteOptions {
+            logging: Logging::On,
+            ..SiteOptions::default()
+        });
         let mut conn = Conn::new();
         conn.receive(b"GET /a.txt?x HTTP/1.0\r\nUser-Agent: t\r\n\r\n");
         let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
@@ -344,5 +372,48 @@ mod tests {
             panic!("expected a response");
         };
         assert!(r.log.is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_chunks_never_panic(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            chunk in 1usize..300,
+        ) {
+            let f = fixture(SiteOptions { max_head: 1024, ..SiteOptions::default() });
+            let mut conn = Conn::new();
+            for piece in data.chunks(chunk) {
+                conn.receive(piece);
+                // Bounded: each poll either consumes a head, stops, or ends the connection.
+                for _ in 0..64 {
+                    match conn.poll(&f.site, &f.date, Lifecycle::Serving) {
+                        Step::Respond(r) => proptest::prop_assert!(r.head.ends_with(b"\r\n\r\n")),
+                        Step::NeedMore | Step::Close => break,
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn where_a_request_is_split_does_not_change_the_answer(cut in 0usize..60) {
+            let f = fixture(SiteOptions::default());
+            let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=1-2\r\n\r\n";
+            let cut = cut.min(input.len());
+            let mut whole = Conn::new();
+            whole.receive(input);
+            let Step::Respond(expected) = whole.poll(&f.site, &f.date, Lifecycle::Serving) else {
+                panic!("complete request not answered");
+            };
+            let mut split = Conn::new();
+            split.receive(&input[..cut]);
+            if cut < input.len() {
+                proptest::prop_assert!(matches!(split.poll(&f.site, &f.date, Lifecycle::Serving), Step::NeedMore));
+                split.receive(&input[cut..]);
+            }
+            let Step::Respond(got) = split.poll(&f.site, &f.date, Lifecycle::Serving) else {
+                panic!("split request not answered");
+            };
+            proptest::prop_assert_eq!(got.head, expected.head);
+        }
     }
 }
