@@ -6,6 +6,12 @@
 //! - `server`: the I/O drivers (thread-per-connection today) and the public [`Server`] API.
 //! - `sys`: the system calls std lacks; with the uring driver, the only home of `unsafe`.
 
+mod config;
 pub mod fs;
 pub mod http;
+mod server;
 mod sys;
+
+pub use config::{AccessLog, Config, DEFAULT_LISTEN, Mode};
+pub use server::{Handle, Server, StartError, Trigger};
+pub use sys::signal::{Termination, TerminationSignals};

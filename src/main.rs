@@ -1,1 +1,169 @@
-fn main() {}
+//! `ringserve [DIR]`: parse the flags into a [`Config`], start, wait for SIGINT/SIGTERM,
+//! shut down gracefully. Nothing else happens here.
+
+use clap::Parser;
+use ringserve::{AccessLog, Config, Mode, Server, TerminationSignals};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for start-up failures (the same as clap's for a bad flag).
+const EXIT_USAGE: u8 = 2;
+
+/// A static-file HTTP/1.1 server: thread-per-core on io_uring, or thread-per-connection.
+#[derive(Debug, Parser)]
+#[command(name = "ringserve", version, about)]
+struct Cli {
+    /// Directory to serve.
+    #[arg(default_value = "www")]
+    dir: PathBuf,
+
+    /// Address to listen on (repeatable), e.g. 127.0.0.1:8080 or [::1]:8080.
+    #[arg(long = "listen", value_name = "ADDR", default_values_t = [ringserve::DEFAULT_LISTEN])]
+    listen: Vec<SocketAddr>,
+
+    /// I/O mode.
+    #[arg(long, value_enum, default_value_t = CliMode::Uring)]
+    mode: CliMode,
+
+    /// Worker threads for the uring mode [default: the cores this process may use].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+
+    /// List directories that have no index.html.
+    #[arg(long)]
+    listing: bool,
+
+    /// Serve names starting with a dot (hidden with 404 otherwise).
+    #[arg(long)]
+    dotfiles: bool,
+
+    /// Write an access log (combined format + µs) to PATH, or to stdout with '-'.
+    #[arg(long, value_name = "PATH|-")]
+    access_log: Option<PathBuf>,
+
+    /// Seconds a client may take to send a request head (then 408).
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
+    header_timeout: f64,
+
+    /// Seconds a keep-alive connection may stay idle.
+    #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive_seconds)]
+    idle_timeout: f64,
+
+    /// Connections served at once; more get 503.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: u32,
+
+    /// Cache-Control value for files, e.g. "public, max-age=3600".
+    #[arg(long, value_name = "VALUE")]
+    cache_control: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CliMode {
+    Uring,
+    Threaded,
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+impl Cli {
+    fn into_config(self) -> Config {
+        let mut config = Config::new(self.dir)
+            .mode(match self.mode {
+                CliMode::Uring => Mode::Uring,
+                CliMode::Threaded => Mode::Threaded,
+            })
+            .header_timeout(Duration::from_secs_f64(self.header_timeout))
+            .idle_timeout(Duration::from_secs_f64(self.idle_timeout))
+            .max_conns(self.max_conns as usize);
+        for addr in self.listen {
+            config = config.listen(addr);
+        }
+        if let Some(n) = self.workers {
+            config = config.workers(usize::from(n));
+        }
+        if self.listing {
+            config = config.enable_listing();
+        }
+        if self.dotfiles {
+            config = config.serve_dotfiles();
+        }
+        if let Some(path) = self.access_log {
+            config = config.access_log(if path.as_os_str() == "-" {
+                AccessLog::Stdout
+            } else {
+                AccessLog::File(path)
+            });
+        }
+        if let Some(cc) = self.cache_control {
+            config = config.cache_control(cc);
+        }
+        config
+    }
+}
+
+fn main() -> ExitCode {
+    // Before any thread exists, so every thread inherits the blocked mask.
+    let signals = match TerminationSignals::block() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ringserve: error: cannot set up signal handling: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = Cli::parse().into_config();
+    let workers = config_workers(&config);
+    let handle = match Server::bind(config) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("ringserve: error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let detail = match handle.mode() {
+        Mode::Uring => format!("{workers} workers"),
+        Mode::Threaded => "one thread per connection".to_string(),
+    };
+    eprintln!(
+        "ringserve: serving {} at http://{}/ (mode {}, {detail})",
+        handle.root_path().display(),
+        handle.local_addr(),
+        handle.mode()
+    );
+    for extra in &handle.local_addrs()[1..] {
+        eprintln!("ringserve: also listening at http://{extra}/");
+    }
+    let trigger = handle.trigger();
+    let waiter = std::thread::Builder::new()
+        .name("ringserve-signals".into())
+        .spawn(move || {
+            let Ok(first) = signals.wait() else { return };
+            eprintln!("ringserve: {first:?} received; finishing responses in flight");
+            trigger.shutdown();
+            // A second signal means "now".
+            if signals.wait().is_ok() {
+                eprintln!("ringserve: second signal; exiting at once");
+                std::process::exit(1);
+            }
+        });
+    if let Err(e) = waiter {
+        eprintln!("ringserve: error: cannot start the signal thread: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    handle.join();
+    eprintln!("ringserve: stopped");
+    ExitCode::SUCCESS
+}
+
+fn config_workers(config: &Config) -> usize {
+    config.worker_count()
+}

@@ -12,16 +12,28 @@ pub struct ContentType {
 }
 
 impl ContentType {
-    pub const OCTET_STREAM: ContentType = ContentType { essence: "application/octet-stream", utf8: false };
-    pub const HTML: ContentType = ContentType { essence: "text/html", utf8: true };
-    pub const ICON: ContentType = ContentType { essence: "image/x-icon", utf8: false };
+    pub const OCTET_STREAM: ContentType = ContentType {
+        essence: "application/octet-stream",
+        utf8: false,
+    };
+    pub const HTML: ContentType = ContentType {
+        essence: "text/html",
+        utf8: true,
+    };
+    pub const ICON: ContentType = ContentType {
+        essence: "image/x-icon",
+        utf8: false,
+    };
 
     /// Guesses from the extension of `path`; unknown → `application/octet-stream`.
     pub fn for_path(path: &Path) -> ContentType {
         let Some(essence) = mime_guess::from_path(path).first_raw() else {
             return ContentType::OCTET_STREAM;
         };
-        ContentType { essence, utf8: is_textual(essence) }
+        ContentType {
+            essence,
+            utf8: is_textual(essence),
+        }
     }
 }
 

@@ -85,9 +85,15 @@ impl Root {
         let canonical = std::fs::canonicalize(path)?;
         let dir = File::open(&canonical)?;
         if !dir.metadata()?.is_dir() {
-            return Err(io::Error::new(io::ErrorKind::NotADirectory, "not a directory"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
         }
-        Ok(Root { dir: dir.into(), path: canonical })
+        Ok(Root {
+            dir: dir.into(),
+            path: canonical,
+        })
     }
 
     /// The canonical path the root was opened at (for messages only; never for lookups).

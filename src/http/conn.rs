@@ -58,7 +58,12 @@ impl Default for Conn {
 impl Conn {
     /// A new connection; holds no buffer until bytes arrive.
     pub fn new() -> Conn {
-        Conn { buf: Vec::new(), start: 0, scanned: 0, state: State::Open }
+        Conn {
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            state: State::Open,
+        }
     }
 
     /// Appends bytes received from the peer.
@@ -132,7 +137,10 @@ impl Conn {
             let pending = &self.buf[self.start..];
             let line_end = memchr::memchr2(b'\r', b'\n', pending).unwrap_or(pending.len());
             let request_line = pending[..line_end.min(MAX_LOGGED_LINE)].to_vec();
-            response.log = Some(Box::new(LogFields { request_line, ..LogFields::default() }));
+            response.log = Some(Box::new(LogFields {
+                request_line,
+                ..LogFields::default()
+            }));
         }
         response
     }
@@ -178,5 +186,234 @@ fn log_fields(req: &Request<'_>) -> LogFields {
         request_line,
         referer: req.headers.referer.map(<[u8]>::to_vec),
         user_agent: req.headers.user_agent.map(<[u8]>::to_vec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::Root;
+    use crate::http::response::{After, Body};
+    use crate::http::serve::SiteOptions;
+    use std::time::SystemTime;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        site: Site,
+        date: DateCache,
+    }
+
+    fn fixture(options: SiteOptions) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.txt"), b"aaaa").unwrap();
+        std::fs::write(dir.path().join("b.txt"), b"bb").unwrap();
+        let site = Site::new(Root::open(dir.path()).unwrap(), options);
+        Fixture {
+            _dir: dir,
+            site,
+            date: DateCache::new(SystemTime::now()),
+        }
+    }
+
+    /// Feeds `input` in chunks of `chunk` bytes, collecting every response's status line.
+    fn run(f: &Fixture, input: &[u8], chunk: usize) -> (Vec<String>, Step) {
+        let mut conn = Conn::new();
+        let mut statuses = Vec::new();
+        let mut last = Step::NeedMore;
+        for piece in input.chunks(chunk) {
+            conn.receive(piece);
+            loop {
+                match conn.poll(&f.site, &f.date, Lifecycle::Serving) {
+                    Step::Respond(r) => {
+                        let head = String::from_utf8(r.head).unwrap();
+                        statuses.push(head.lines().next().unwrap().to_string());
+                        if r.after == After::Close {
+                            last = conn.poll(&f.site, &f.date, Lifecycle::Serving);
+                            return (statuses, last);
+                        }
+                    }
+                    step => {
+                        last = step;
+                        break;
+                    }
+                }
+            }
+        }
+        (statuses, last)
+    }
+
+    #[test]
+    fn three_pipelined_requests_are_answered_in_order() {
+        let f = fixture(SiteOptions::default());
+        let input =
+            b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\n\
+                      HEAD /b.txt HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (statuses, last) = run(&f, input, input.len());
+        assert_eq!(
+            statuses,
+            [
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 404 Not Found",
+                "HTTP/1.1 200 OK"
+            ]
+        );
+        assert!(matches!(last, Step::NeedMore));
+    }
+
+    #[test]
+    fn a_request_dribbled_byte_by_byte_is_answered_once() {
+        let f = fixture(SiteOptions::default());
+        let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nGET /b.txt HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (statuses, _) = run(&f, input, 1);
+        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"]);
+    }
+
+    #[test]
+    fn a_bad_request_ends_the_connection_after_earlier_ones_are_answered() {
+        let f = fixture(SiteOptions::default());
+        let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\nBAD\r\n\r\nGET /b.txt HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (statuses, last) = run(&f, input, input.len());
+        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 400 Bad Request"]);
+        assert!(matches!(last, Step::Close));
+    }
+
+    #[test]
+    fn a_body_we_do_not_read_closes_the_connection() {
+        let f = fixture(SiteOptions::default());
+        let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyzGET /b.txt HTTP/1.1\r\n\r\n";
+        let (statuses, last) = run(&f, input, input.len());
+        assert_eq!(statuses, ["HTTP/1.1 200 OK"]);
+        assert!(matches!(last, Step::Close));
+    }
+
+    #[test]
+    fn draining_closes_after_the_request_in_hand() {
+        let f = fixture(SiteOptions::default());
+        let mut conn = Conn::new();
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n");
+        let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Draining) else {
+            panic!("expected a response");
+        };
+        assert_eq!(r.after, After::Close);
+        assert!(
+            String::from_utf8(r.head)
+                .unwrap()
+                .contains("Connection: close\r\n")
+        );
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Draining),
+            Step::Close
+        ));
+    }
+
+    #[test]
+    fn an_idle_connection_draining_is_closed_without_a_response() {
+        let f = fixture(SiteOptions::default());
+        let mut conn = Conn::new();
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Draining),
+            Step::Close
+        ));
+    }
+
+    #[test]
+    fn timeout_gives_408_only_mid_request() {
+        let f = fixture(SiteOptions::default());
+        let mut idle = Conn::new();
+        assert!(idle.timed_out(&f.site, &f.date).is_none());
+        let mut partial = Conn::new();
+        partial.receive(b"GET /a.txt HTT");
+        let r = partial.timed_out(&f.site, &f.date).unwrap();
+        assert_eq!(r.status, Status::RequestTimeout);
+        assert_eq!(r.after, After::Close);
+    }
+
+    #[test]
+    fn oversized_heads_are_refused_without_waiting_for_their_end() {
+        let options = SiteOptions {
+            max_head: 512,
+            ..SiteOptions::default()
+        };
+        let f = fixture(options);
+        let mut conn = Conn::new();
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\nX: ");
+        conn.receive(&[b'a'; 600]);
+        let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
+            panic!("expected a response");
+        };
+        assert_eq!(r.status, Status::HeaderFieldsTooLarge);
+        let mut long_line = Conn::new();
+        long_line.receive(&[b'G'; 600]);
+        let Step::Respond(r) = long_line.poll(&f.site, &f.date, Lifecycle::Serving) else {
+            panic!("expected a response");
+        };
+        assert_eq!(r.status, Status::UriTooLong);
+    }
+
+    #[test]
+    fn access_log_fields_are_captured_only_when_logging() {
+        let f = fixture(SiteOptions {
+            logging: Logging::On,
+            ..SiteOptions::default()
+        });
+        let mut conn = Conn::new();
+        conn.receive(b"GET /a.txt?x HTTP/1.0\r\nUser-Agent: t\r\n\r\n");
+        let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
+            panic!("expected a response");
+        };
+        let log = r.log.unwrap();
+        assert_eq!(log.request_line, b"GET /a.txt?x HTTP/1.0");
+        assert_eq!(log.user_agent.as_deref(), Some(&b"t"[..]));
+        assert!(matches!(r.body, Body::File { .. }));
+        let f = fixture(SiteOptions::default());
+        let mut conn = Conn::new();
+        conn.receive(b"GET /a.txt HTTP/1.0\r\n\r\n");
+        let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
+            panic!("expected a response");
+        };
+        assert!(r.log.is_none());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_chunks_never_panic(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+            chunk in 1usize..300,
+        ) {
+            let f = fixture(SiteOptions { max_head: 1024, ..SiteOptions::default() });
+            let mut conn = Conn::new();
+            for piece in data.chunks(chunk) {
+                conn.receive(piece);
+                // Bounded: each poll either consumes a head, stops, or ends the connection.
+                for _ in 0..64 {
+                    match conn.poll(&f.site, &f.date, Lifecycle::Serving) {
+                        Step::Respond(r) => proptest::prop_assert!(r.head.ends_with(b"\r\n\r\n")),
+                        Step::NeedMore | Step::Close => break,
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn where_a_request_is_split_does_not_change_the_answer(cut in 0usize..60) {
+            let f = fixture(SiteOptions::default());
+            let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=1-2\r\n\r\n";
+            let cut = cut.min(input.len());
+            let mut whole = Conn::new();
+            whole.receive(input);
+            let Step::Respond(expected) = whole.poll(&f.site, &f.date, Lifecycle::Serving) else {
+                panic!("complete request not answered");
+            };
+            let mut split = Conn::new();
+            split.receive(&input[..cut]);
+            if cut < input.len() {
+                proptest::prop_assert!(matches!(split.poll(&f.site, &f.date, Lifecycle::Serving), Step::NeedMore));
+                split.receive(&input[cut..]);
+            }
+            let Step::Respond(got) = split.poll(&f.site, &f.date, Lifecycle::Serving) else {
+                panic!("split request not answered");
+            };
+            proptest::prop_assert_eq!(got.head, expected.head);
+        }
     }
 }

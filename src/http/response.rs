@@ -47,10 +47,17 @@ pub enum Body {
     Static(&'static [u8]),
     Bytes(Vec<u8>),
     /// `range` of an open file, sent without a user-space copy where the driver can.
-    File { file: File, range: Range<u64> },
+    File {
+        file: File,
+        range: Range<u64>,
+    },
     /// `multipart/byteranges`: each part is a small in-memory header then a file range,
     /// and `trailer` closes the body.
-    Multipart { file: File, parts: Vec<Part>, trailer: Vec<u8> },
+    Multipart {
+        file: File,
+        parts: Vec<Part>,
+        trailer: Vec<u8>,
+    },
 }
 
 /// One part of a `multipart/byteranges` body.
@@ -68,8 +75,10 @@ impl Body {
             Body::Bytes(b) => b.len() as u64,
             Body::File { range, .. } => range.end - range.start,
             Body::Multipart { parts, trailer, .. } => {
-                let parts: u64 =
-                    parts.iter().map(|p| p.header.len() as u64 + (p.range.end - p.range.start)).sum();
+                let parts: u64 = parts
+                    .iter()
+                    .map(|p| p.header.len() as u64 + (p.range.end - p.range.start))
+                    .sum();
                 parts + trailer.len() as u64
             }
         }
@@ -100,7 +109,12 @@ impl HeadBuilder {
     pub fn new(status: Status, date: &DateCache) -> HeadBuilder {
         let mut buf = Vec::with_capacity(320);
         // Writes into a Vec cannot fail; `write!` results are ignored for that reason.
-        let _ = write!(buf, "HTTP/1.1 {} {}\r\nServer: {SERVER}\r\nDate: ", status.code(), status.reason());
+        let _ = write!(
+            buf,
+            "HTTP/1.1 {} {}\r\nServer: {SERVER}\r\nDate: ",
+            status.code(),
+            status.reason()
+        );
         buf.extend_from_slice(date.imf());
         buf.extend_from_slice(b"\r\n");
         HeadBuilder { buf }
@@ -132,14 +146,20 @@ impl HeadBuilder {
 
     /// `Content-Range: bytes first-last/len` for a half-open `range`.
     pub fn content_range(&mut self, range: &Range<u64>, len: u64) -> &mut Self {
-        let _ = write!(self.buf, "Content-Range: bytes {}-{}/{len}\r\n", range.start, range.end - 1);
+        let _ = write!(
+            self.buf,
+            "Content-Range: bytes {}-{}/{len}\r\n",
+            range.start,
+            range.end - 1
+        );
         self
     }
 
     /// Appends the headers every response carries, the `Connection` header `after` and
     /// `confirm` call for, and the blank line.
     pub fn finish(mut self, after: After, confirm: Confirm) -> Vec<u8> {
-        self.buf.extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
+        self.buf
+            .extend_from_slice(b"Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\n");
         match (after, confirm) {
             (After::Close, _) => self.buf.extend_from_slice(b"Connection: close\r\n"),
             (After::KeepAlive, Confirm::KeepAlive) => {
@@ -206,7 +226,10 @@ mod tests {
         let mut b = HeadBuilder::new(Status::PartialContent, &date);
         b.content_range(&(0..10), 100);
         let head = b.finish(After::KeepAlive, Confirm::Implicit);
-        assert!(head.windows(29).any(|w| w == b"Content-Range: bytes 0-9/100\r"));
+        assert!(
+            head.windows(29)
+                .any(|w| w == b"Content-Range: bytes 0-9/100\r")
+        );
     }
 
     #[test]

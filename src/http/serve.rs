@@ -92,7 +92,11 @@ impl Site {
             etag: fs::ETag::for_file(size, mtime, 0),
             content_type: ContentType::ICON,
         };
-        Site { root, options, favicon }
+        Site {
+            root,
+            options,
+            favicon,
+        }
     }
 
     pub fn root(&self) -> &Root {
@@ -116,8 +120,18 @@ impl Cx<'_> {
     fn finish(&self, status: Status, head: HeadBuilder, body: Body) -> Response {
         let head = head.finish(self.after, self.confirm);
         // HEAD: the same head as GET (Content-Length included), no content.
-        let body = if self.method == Method::Head { Body::Empty } else { body };
-        Response { status, head, body, after: self.after, log: None }
+        let body = if self.method == Method::Head {
+            Body::Empty
+        } else {
+            body
+        };
+        Response {
+            status,
+            head,
+            body,
+            after: self.after,
+            log: None,
+        }
     }
 
     /// A status with the small HTML body.
@@ -131,15 +145,32 @@ impl Cx<'_> {
             head.header(name, value);
         }
         let body = response::html_message(status);
-        head.content_type(ContentType::HTML).content_length(body.len() as u64);
+        head.content_type(ContentType::HTML)
+            .content_length(body.len() as u64);
         self.finish(status, head, Body::Bytes(body))
     }
 }
 
 /// The response to a request head that could not be parsed: always closes the connection.
 pub fn error_response(status: Status, date: &DateCache) -> Response {
-    let cx = Cx { date, after: After::Close, confirm: Confirm::Implicit, method: Method::Get };
+    let cx = Cx {
+        date,
+        after: After::Close,
+        confirm: Confirm::Implicit,
+        method: Method::Get,
+    };
     cx.message(status)
+}
+
+/// The answer to a connection over the connection cap: 503, retry in a second, close.
+pub fn busy_response(date: &DateCache) -> Response {
+    let cx = Cx {
+        date,
+        after: After::Close,
+        confirm: Confirm::Implicit,
+        method: Method::Get,
+    };
+    cx.message_with(Status::ServiceUnavailable, &[("Retry-After", b"1")])
 }
 
 /// Decides the response to `req`.
@@ -154,16 +185,22 @@ pub fn respond(site: &Site, req: &Request<'_>, date: &DateCache, life: Lifecycle
         (Version::Http10, After::KeepAlive) => Confirm::KeepAlive,
         _ => Confirm::Implicit,
     };
-    let cx = Cx { date, after, confirm, method: req.method };
+    let cx = Cx {
+        date,
+        after,
+        confirm,
+        method: req.method,
+    };
     match (req.method, req.target) {
         (Method::Options, _) => {
             let mut head = HeadBuilder::new(Status::NoContent, date);
             head.header("Allow", response::ALLOW.as_bytes());
             cx.finish(Status::NoContent, head, Body::Empty)
         }
-        (Method::Other, _) => {
-            cx.message_with(Status::MethodNotAllowed, &[("Allow", response::ALLOW.as_bytes())])
-        }
+        (Method::Other, _) => cx.message_with(
+            Status::MethodNotAllowed,
+            &[("Allow", response::ALLOW.as_bytes())],
+        ),
         (Method::Get | Method::Head, Target::Asterisk) => cx.message(Status::BadRequest),
         (Method::Get | Method::Head, Target::Path { path, query }) => {
             get(site, &cx, req, path, query)
@@ -189,7 +226,9 @@ fn get(site: &Site, cx: &Cx<'_>, req: &Request<'_>, path: &[u8], query: Option<&
     match site.root.open_entry(&safe) {
         // `/file.txt/` names a directory that is not there.
         Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
-        Ok(Entry::File(f)) => file_response(cx, req, Source::File(f.file), &f.meta, cache_control(site)),
+        Ok(Entry::File(f)) => {
+            file_response(cx, req, Source::File(f.file), &f.meta, cache_control(site))
+        }
         Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
         Ok(Entry::Dir(dir)) => match site.root.open_entry(&safe.index()) {
             Ok(Entry::File(f)) => {
@@ -239,7 +278,8 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
     match fs::listing::render(dir, raw_path, site.options.dotfiles) {
         Ok(html) => {
             let mut head = HeadBuilder::new(Status::Ok, cx.date);
-            head.content_type(ContentType::HTML).content_length(html.len() as u64);
+            head.content_type(ContentType::HTML)
+                .content_length(html.len() as u64);
             cx.finish(Status::Ok, head, Body::Bytes(html))
         }
         Err(_) => cx.message(Status::InternalServerError),
@@ -250,7 +290,13 @@ fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
     let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
     match site.root.open_favicon() {
         Some(FileEntry { file, meta }) => file_response(cx, req, Source::File(file), &meta, cc),
-        None => file_response(cx, req, Source::Static(fs::favicon::EMBEDDED), &site.favicon, cc),
+        None => file_response(
+            cx,
+            req,
+            Source::Static(fs::favicon::EMBEDDED),
+            &site.favicon,
+            cc,
+        ),
     }
 }
 
@@ -270,7 +316,11 @@ impl Source {
 
     fn multipart(self, parts: Vec<Part>, trailer: Vec<u8>) -> Body {
         match self {
-            Source::File(file) => Body::Multipart { file, parts, trailer },
+            Source::File(file) => Body::Multipart {
+                file,
+                parts,
+                trailer,
+            },
             Source::Static(bytes) => {
                 let mut out = Vec::new();
                 for part in &parts {
@@ -286,7 +336,9 @@ impl Source {
 
 /// `range` was checked against the length by `range::decide`; clamp anyway rather than panic.
 fn static_slice(bytes: &'static [u8], range: &Range<u64>) -> &'static [u8] {
-    let end = usize::try_from(range.end).unwrap_or(usize::MAX).min(bytes.len());
+    let end = usize::try_from(range.end)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let start = usize::try_from(range.start).unwrap_or(usize::MAX).min(end);
     &bytes[start..end]
 }
@@ -299,7 +351,10 @@ fn file_response(
     cache_control: Option<&[u8]>,
 ) -> Response {
     let last_modified = HttpDate::from_unix(meta.last_modified_secs());
-    let validators = Validators { etag: meta.etag.as_bytes(), last_modified };
+    let validators = Validators {
+        etag: meta.etag.as_bytes(),
+        last_modified,
+    };
     let h = &req.headers;
     let pre = Preconditions {
         if_match: &h.if_match,
@@ -311,7 +366,8 @@ fn file_response(
     last_modified.write_imf(&mut lm);
     let with_validators = |status: Status| {
         let mut head = HeadBuilder::new(status, cx.date);
-        head.header("ETag", meta.etag.as_bytes()).header("Last-Modified", &lm);
+        head.header("ETag", meta.etag.as_bytes())
+            .header("Last-Modified", &lm);
         if let Some(cc) = cache_control {
             head.header("Cache-Control", cc);
         }
@@ -335,7 +391,8 @@ fn file_response(
     match decision {
         RangeDecision::Full => {
             let mut head = with_validators(Status::Ok);
-            head.content_type(meta.content_type).content_length(meta.size);
+            head.content_type(meta.content_type)
+                .content_length(meta.size);
             cx.finish(Status::Ok, head, source.body(0..meta.size))
         }
         RangeDecision::Single(range) => {
@@ -360,7 +417,10 @@ fn file_response(
         RangeDecision::Unsatisfiable => {
             let mut unsatisfied = Vec::with_capacity(32);
             let _ = write!(unsatisfied, "bytes */{}", meta.size);
-            cx.message_with(Status::RangeNotSatisfiable, &[("Content-Range", &unsatisfied)])
+            cx.message_with(
+                Status::RangeNotSatisfiable,
+                &[("Content-Range", &unsatisfied)],
+            )
         }
     }
 }
@@ -390,7 +450,10 @@ fn multipart_parts(ranges: &[Range<u64>], boundary: &[u8], meta: &Meta) -> (Vec<
                 range.end - 1,
                 meta.size
             );
-            Part { header, range: range.clone() }
+            Part {
+                header,
+                range: range.clone(),
+            }
         })
         .collect();
     let mut trailer = b"\r\n--".to_vec();

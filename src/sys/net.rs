@@ -38,7 +38,11 @@ pub fn send_all(sock: BorrowedFd<'_>, mut buf: &[u8], more: More) -> io::Result<
 /// Sends `range` of `file` on the blocking socket `sock` with `sendfile(2)` (no user-space
 /// copy). Fails with `UnexpectedEof` if the file shrank under us: the head already promised
 /// the length, so the caller must close the connection.
-pub fn sendfile_all(sock: BorrowedFd<'_>, file: BorrowedFd<'_>, range: Range<u64>) -> io::Result<()> {
+pub fn sendfile_all(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    range: Range<u64>,
+) -> io::Result<()> {
     // Linux transfers at most 0x7ffff000 bytes per call.
     const MAX_CHUNK: u64 = 0x7fff_f000;
     let mut offset = i64::try_from(range.start).map_err(|_| io::ErrorKind::InvalidInput)?;

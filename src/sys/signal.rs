@@ -57,6 +57,10 @@ impl TerminationSignals {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        Ok(if signal == libc::SIGINT { Termination::Interrupt } else { Termination::Terminate })
+        Ok(if signal == libc::SIGINT {
+            Termination::Interrupt
+        } else {
+            Termination::Terminate
+        })
     }
 }

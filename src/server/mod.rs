@@ -1,0 +1,219 @@
+//! Starting, running and stopping a server: the public [`Server`] API over the I/O drivers.
+//!
+//! Owns: sockets, threads, timeouts, shutdown, the access log. Must not: make HTTP decisions;
+//! every byte sent is decided by [`crate::http`].
+
+pub(crate) mod accesslog;
+mod threaded;
+
+use crate::config::{Config, Mode};
+use crate::fs::Root;
+use crate::http::{Logging, Site, SiteOptions};
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a server could not start. Each variant displays as one line fit for a terminal.
+#[derive(Debug)]
+pub enum StartError {
+    /// The root directory is missing, unreadable or not a directory.
+    Root { path: PathBuf, source: io::Error },
+    /// A listening address could not be bound.
+    Bind { addr: SocketAddr, source: io::Error },
+    /// The access log file could not be opened.
+    AccessLog { path: PathBuf, source: io::Error },
+    /// A configuration value is out of range.
+    Invalid(String),
+    /// Threads could not be started.
+    Spawn(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Root { path, source } => {
+                write!(f, "cannot serve {}: {}", path.display(), plain(source))
+            }
+            StartError::Bind { addr, source } => {
+                write!(f, "cannot listen on {addr}: {}", plain(source))
+            }
+            StartError::AccessLog { path, source } => {
+                write!(
+                    f,
+                    "cannot open access log {}: {}",
+                    path.display(),
+                    plain(source)
+                )
+            }
+            StartError::Invalid(why) => f.write_str(why),
+            StartError::Spawn(e) => write!(f, "cannot start threads: {}", plain(e)),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Root { source, .. }
+            | StartError::Bind { source, .. }
+            | StartError::AccessLog { source, .. }
+            | StartError::Spawn(source) => Some(source),
+            StartError::Invalid(_) => None,
+        }
+    }
+}
+
+/// `Address already in use (os error 98)` → `address already in use`.
+fn plain(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The entry point: [`Server::bind`] validates, binds and starts serving.
+///
+/// ```no_run
+/// use ringserve::{Config, Server};
+/// let handle = Server::bind(Config::new("www").listen("127.0.0.1:0".parse()?))?;
+/// println!("serving on http://{}/", handle.local_addr());
+/// handle.shutdown();
+/// handle.join();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// Checks `config`, opens the root, binds every address and starts serving in background
+    /// threads. Returns once the server accepts connections.
+    pub fn bind(config: Config) -> Result<Handle, StartError> {
+        config.validate().map_err(StartError::Invalid)?;
+        let root = Root::open(&config.root).map_err(|source| StartError::Root {
+            path: config.root.clone(),
+            source,
+        })?;
+        let log = match &config.access_log {
+            None => None,
+            Some(target) => Some(accesslog::Sink::open(target).map_err(|source| {
+                let path = match target {
+                    crate::config::AccessLog::File(p) => p.clone(),
+                    crate::config::AccessLog::Stdout => PathBuf::from("-"),
+                };
+                StartError::AccessLog { path, source }
+            })?),
+        };
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for addr in config.listen_addrs() {
+            let listener =
+                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+            addrs.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            );
+            listeners.push(listener);
+        }
+        let options = SiteOptions {
+            listing: config.listing,
+            dotfiles: config.dotfiles,
+            cache_control: config.cache_control.clone(),
+            max_head: config.max_head,
+            logging: if log.is_some() {
+                Logging::On
+            } else {
+                Logging::Off
+            },
+        };
+        let site = Site::new(root, options);
+        if config.mode == Mode::Uring {
+            eprintln!("ringserve: the io_uring mode is not built yet; running the threaded mode");
+        }
+        let settings = threaded::Settings {
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+            max_conns: config.max_conns,
+        };
+        let driver =
+            threaded::Threaded::start(listeners, site, settings, log).map_err(StartError::Spawn)?;
+        Ok(Handle {
+            driver: Arc::new(driver),
+            addrs,
+            mode: Mode::Threaded,
+            grace: config.shutdown_grace,
+        })
+    }
+}
+
+/// A running server. Dropping it does not stop the server; call [`Handle::shutdown`] and
+/// [`Handle::join`].
+#[derive(Debug)]
+pub struct Handle {
+    driver: Arc<threaded::Threaded>,
+    addrs: Vec<SocketAddr>,
+    mode: Mode,
+    grace: Duration,
+}
+
+impl Handle {
+    /// The first listening address, with the real port when port 0 was asked for.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// Every listening address, in the order given.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The I/O mode actually running (the uring mode may fall back to threaded).
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The site being served (its root and options).
+    pub fn root_path(&self) -> &std::path::Path {
+        self.driver.site().root().path()
+    }
+
+    /// Starts a graceful shutdown: stop accepting, let responses in flight finish, close
+    /// idle connections. Returns at once; [`Handle::join`] waits for the end.
+    pub fn shutdown(&self) {
+        self.driver.shutdown();
+    }
+
+    /// A cloneable, `Send` trigger for [`Handle::shutdown`] (e.g. for a signal thread).
+    pub fn trigger(&self) -> Trigger {
+        Trigger {
+            driver: Arc::clone(&self.driver),
+        }
+    }
+
+    /// Waits until the server has stopped: after a shutdown, until every connection is done
+    /// or the grace period has passed (then the rest are cut).
+    pub fn join(self) {
+        self.driver.join(self.grace);
+    }
+}
+
+/// Starts a graceful shutdown from any thread.
+#[derive(Clone, Debug)]
+pub struct Trigger {
+    driver: Arc<threaded::Threaded>,
+}
+
+impl Trigger {
+    pub fn shutdown(&self) {
+        self.driver.shutdown();
+    }
+}
