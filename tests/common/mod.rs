@@ -39,7 +39,11 @@ macro_rules! mode_test {
     ($test:ident, $variant:ident) => {
         #[test]
         fn $test() {
-            $crate::common::run_case(stringify!($test), || ::ringserve::Mode::$variant, case);
+            $crate::common::run_case(
+                concat!(module_path!(), "::", stringify!($test)),
+                || ::ringserve::Mode::$variant,
+                case,
+            );
         }
     };
 }
@@ -99,7 +103,7 @@ impl Ctx {
         let srv = self.serve(fixture.root(), |c| c);
         let fell_back = !srv.runs_uring;
         drop(srv);
-        fell_back.then(|| "the kernel cannot run this mode (server fell back to threaded)".into())
+        fell_back.then(|| "the server cannot run this mode here and fell back to threaded".into())
     }
 
     /// The base configuration of every test server: the mode under test on 127.0.0.1:0.

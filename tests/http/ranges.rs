@@ -101,8 +101,14 @@ fn assert_parts(parts: &[Part], ranges: &[(usize, usize)]) {
     for (part, &(first, last)) in parts.iter().zip(ranges) {
         let content_range = format!("bytes {first}-{last}/{BIG_LEN}");
         assert_eq!(part.header("content-range"), Some(content_range.as_str()));
-        assert_eq!(part.header("content-type"), Some("application/octet-stream"));
-        assert!(part.data[..] == want[first..=last], "part {first}-{last} differs");
+        assert_eq!(
+            part.header("content-type"),
+            Some("application/octet-stream")
+        );
+        assert!(
+            part.data[..] == want[first..=last],
+            "part {first}-{last} differs"
+        );
     }
 }
 
