@@ -241,3 +241,45 @@ fn help_exits_0() {
     assert!(text.contains("--listen"), "help text {text:?}");
     assert!(text.contains("--mode"), "help text {text:?}");
 }
+
+#[test]
+fn access_log_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), "<p>logged</p>\n").unwrap();
+    let mut child = Child::spawn_with_stdout(
+        ringserve()
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--mode",
+                "threaded",
+                "--access-log",
+                "-",
+            ])
+            .arg(&root),
+        Stdio::piped(),
+    );
+    let stdout = child.child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = parse_startup(&child.startup_line(), &root);
+    let reply = http_get(addr, "/index.html");
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    let line = rx
+        .recv_timeout(TIMEOUT)
+        .expect("no access-log line on stdout within 5 s");
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line:?}");
+    assert!(
+        line.contains("] \"GET /index.html HTTP/1.1\" 200 "),
+        "{line:?}"
+    );
+}

@@ -708,8 +708,10 @@ impl Response {
         assert_eq!(self.count("date"), 1);
         assert_eq!(self.header("server"), Some("ringserve"));
         assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(self.header("accept-ranges"), Some("bytes"));
         if self.status != 204 && self.status != 304 {
             assert_eq!(self.count("content-length"), 1, "{:#?}", self.headers);
+            assert_eq!(self.count("content-type"), 1, "{:#?}", self.headers);
         }
     }
 }

@@ -96,6 +96,22 @@ each_mode! {
         conn.assert_closed();
     }
 
+    fn pipelined_after_a_large_file(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        conn.send(
+            b"GET /100k.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /100k.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=-3\r\nConnection: close\r\n\r\n",
+        );
+        let rs = conn.read_responses(3);
+        assert!(rs[0].body == big_bin(), "first body differs");
+        assert_eq!(rs[1].body_str(), INDEX_HTML);
+        assert_eq!(rs[2].status, 206);
+        assert_eq!(rs[2].body[..], big_bin()[BIG_LEN - 3..]);
+        conn.assert_closed();
+    }
+
     fn request_dribbled_one_byte_at_a_time(ctx) {
         let srv = ctx.start();
         let mut conn = srv.conn();

@@ -33,6 +33,8 @@ each_mode! {
     fn malformed_request_line_gives_400(ctx) {
         let srv = ctx.start();
         assert_error(&srv, b"GARBAGE\r\n\r\n", 400);
+        let raw = send(srv.addr, b"GARBAGE\r\n\r\n");
+        assert!(raw.starts_with(b"HTTP/1.1 400 Bad Request\r\n"), "{raw:?}");
         assert_error(&srv, b"GET /index.html\r\n\r\n", 400);
     }
 
