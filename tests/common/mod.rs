@@ -6,12 +6,12 @@
 
 #![allow(dead_code)] // each test module uses a different part of this toolbox
 
-use ringserve::{Config, Mode, Server};
+use ringserve::{Config, Handle, Mode, Server};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
@@ -25,26 +25,39 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------------------
 // The per-mode test macros.
 
-/// The one list of I/O modes every HTTP case runs against: calls `$m!(test_name, Variant)` once
-/// per mode.
+/// The one list of I/O modes every HTTP case runs against, as `test_name: Mode variant` pairs
+/// handed to the macro `$m` in one call.
 macro_rules! for_each_mode {
     ($m:ident) => {
-        $m!(threaded, Threaded);
-        // uring added by the io_uring issue: `$m!(uring, Uring);`
+        $m! {
+            threaded: Threaded,
+            // uring added by the io_uring issue: `uring: Uring,`
+        }
     };
 }
 
-/// One `#[test]` for one mode, calling the `case` function of the enclosing module.
+/// One `#[test]` per mode, each calling the `case` function of the enclosing module.
 macro_rules! mode_test {
-    ($test:ident, $variant:ident) => {
-        #[test]
-        fn $test() {
-            $crate::common::run_case(
-                concat!(module_path!(), "::", stringify!($test)),
-                || ::ringserve::Mode::$variant,
-                case,
-            );
-        }
+    ($($test:ident: $variant:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::common::run_case(
+                    concat!(module_path!(), "::", stringify!($test)),
+                    || ::ringserve::Mode::$variant,
+                    case,
+                );
+            }
+        )*
+    };
+}
+
+/// The modes as a list of [`Ctx`] values, for tests that compare modes with each other.
+macro_rules! mode_list {
+    ($($test:ident: $variant:ident),* $(,)?) => {
+        [$(
+            $crate::common::Ctx::named(stringify!($test), || ::ringserve::Mode::$variant),
+        )*]
     };
 }
 
@@ -77,8 +90,8 @@ macro_rules! each_mode {
 }
 
 /// Runs one case in one mode, or prints `skipped: <why>` when this machine cannot run the mode.
-pub fn run_case(test: &str, mode: fn() -> Mode, case: fn(Ctx)) {
-    let ctx = Ctx { mode };
+pub fn run_case(test: &'static str, mode: fn() -> Mode, case: fn(Ctx)) {
+    let ctx = Ctx::named(test, mode);
     if let Some(why) = ctx.unsupported() {
         eprintln!("skipped: {test}: {why}");
         return;
@@ -89,13 +102,18 @@ pub fn run_case(test: &str, mode: fn() -> Mode, case: fn(Ctx)) {
 /// What a case gets: the mode under test and ways to start servers in it.
 #[derive(Clone, Copy)]
 pub struct Ctx {
+    pub name: &'static str,
     mode: fn() -> Mode,
 }
 
 impl Ctx {
+    pub fn named(name: &'static str, mode: fn() -> Mode) -> Ctx {
+        Ctx { name, mode }
+    }
+
     /// Why this mode cannot run here, if it cannot: the server falls back to the threaded mode
     /// when io_uring is missing or forbidden, and `Handle::mode` tells which mode runs.
-    fn unsupported(&self) -> Option<String> {
+    pub fn unsupported(&self) -> Option<String> {
         if matches!((self.mode)(), Mode::Threaded) {
             return None;
         }
@@ -278,8 +296,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Whether `Handle::mode` reported the io_uring mode.
     pub runs_uring: bool,
-    shutdown: Box<dyn Fn() + Send>,
-    join: Option<Box<dyn FnOnce() + Send>>,
+    /// `None` once joined.
+    handle: Option<Handle>,
     fixture: Option<Fixture>,
 }
 
@@ -288,24 +306,10 @@ impl TestServer {
         let handle = Server::bind(config).unwrap_or_else(|e| panic!("Server::bind: {e}"));
         let addr = handle.local_addr();
         let runs_uring = matches!(handle.mode(), Mode::Uring);
-        // The handle's type is not named here; it is reached only through these two closures.
-        let cell = Arc::new(Mutex::new(Some(handle)));
-        let for_shutdown = Arc::clone(&cell);
         TestServer {
             addr,
             runs_uring,
-            shutdown: Box::new(move || {
-                if let Some(handle) = for_shutdown.lock().expect("handle lock").as_ref() {
-                    handle.shutdown();
-                }
-            }),
-            join: Some(Box::new(move || {
-                let handle = cell.lock().expect("handle lock").take();
-                if let Some(handle) = handle {
-                    handle.shutdown();
-                    handle.join();
-                }
-            })),
+            handle: Some(handle),
             fixture: None,
         }
     }
@@ -319,17 +323,20 @@ impl TestServer {
 
     /// Begins a graceful shutdown without waiting for it.
     pub fn shutdown(&self) {
-        (self.shutdown)();
+        if let Some(handle) = &self.handle {
+            handle.shutdown();
+        }
     }
 
     /// Shuts down and waits up to `limit` for every server thread; true if they all finished.
     pub fn join_within(&mut self, limit: Duration) -> bool {
-        let Some(join) = self.join.take() else {
+        let Some(handle) = self.handle.take() else {
             return true;
         };
         let (done_tx, done_rx) = mpsc::channel();
         thread::spawn(move || {
-            join();
+            handle.shutdown();
+            handle.join();
             let _ = done_tx.send(());
         });
         done_rx.recv_timeout(limit).is_ok()

@@ -112,6 +112,61 @@ each_mode! {
         conn.assert_closed();
     }
 
+    fn concurrent_keep_alive_clients(ctx) {
+        let srv = ctx.start();
+        let big = big_bin();
+        std::thread::scope(|s| {
+            for client in 0..8 {
+                let (srv, big) = (&srv, &big);
+                s.spawn(move || {
+                    let mut conn = srv.conn();
+                    for i in 0..25 {
+                        let path = ["/index.html", "/100k.bin", "/style.css"][(client + i) % 3];
+                        conn.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+                        let r = conn.read_response(false);
+                        assert_eq!(r.status, 200, "client {client} request {i}");
+                        match path {
+                            "/index.html" => assert_eq!(r.body_str(), INDEX_HTML),
+                            "/style.css" => assert_eq!(r.body_str(), STYLE_CSS),
+                            _ => assert!(r.body == *big, "client {client}: big body differs"),
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    fn slow_reader_gets_a_large_file_intact(ctx) {
+        // Larger than the socket buffers, so the server must cope with partial writes.
+        let len = 3 * 1024 * 1024 + 17;
+        let fixture = Fixture::new();
+        fixture.write("3m.bin", &pattern(len));
+        let srv = ctx.serve(fixture.root(), |c| c);
+        let mut conn = srv.conn();
+        conn.send(
+            b"GET /3m.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET /index.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        std::thread::sleep(Duration::from_millis(200)); // let the server fill the buffers
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 64 * 1024];
+        for _ in 0..10_000 {
+            match std::io::Read::read(&mut conn.stream, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read after {} bytes: {e}", raw.len()),
+            }
+            if raw.len() < len / 2 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let (big, used) = Response::parse(&raw, false, false).unwrap().expect("first response");
+        assert_eq!(big.status, 200);
+        assert!(big.body == pattern(len), "large body differs");
+        let (next, _) = Response::parse(&raw[used..], false, true).unwrap().expect("second");
+        assert_eq!(next.body_str(), INDEX_HTML);
+    }
+
     fn request_dribbled_one_byte_at_a_time(ctx) {
         let srv = ctx.start();
         let mut conn = srv.conn();

@@ -12,5 +12,6 @@ mod errors;
 mod favicon;
 mod limits;
 mod methods;
+mod modes;
 mod paths;
 mod ranges;

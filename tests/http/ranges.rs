@@ -1,6 +1,49 @@
 //! Byte ranges, RFC 9110 §14.
 
 use crate::common::*;
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+
+/// A single byte range as a client may write it.
+#[derive(Clone, Debug)]
+enum Spec {
+    /// `bytes=first-last`
+    Closed(usize, usize),
+    /// `bytes=first-`
+    From(usize),
+    /// `bytes=-len`, len ≥ 1
+    Suffix(usize),
+}
+
+impl Spec {
+    fn header(&self) -> String {
+        match self {
+            Spec::Closed(first, last) => format!("bytes={first}-{last}"),
+            Spec::From(first) => format!("bytes={first}-"),
+            Spec::Suffix(len) => format!("bytes=-{len}"),
+        }
+    }
+
+    /// The inclusive byte span served, or `None` when unsatisfiable (RFC 9110 §14.1.2).
+    fn span(&self, len: usize) -> Option<(usize, usize)> {
+        match *self {
+            Spec::Closed(first, last) => (first < len).then(|| (first, last.min(len - 1))),
+            Spec::From(first) => (first < len).then(|| (first, len - 1)),
+            Spec::Suffix(n) => Some((len.saturating_sub(n), len - 1)),
+        }
+    }
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let near_end = BIG_LEN - 100..BIG_LEN + 100;
+    prop_oneof![
+        (0..BIG_LEN + 100, 0..5000usize).prop_map(|(f, n)| Spec::Closed(f, f + n)),
+        near_end.clone().prop_map(Spec::From),
+        (0..BIG_LEN).prop_map(Spec::From),
+        (1..BIG_LEN + 100).prop_map(Spec::Suffix),
+        near_end.prop_map(Spec::Suffix),
+    ]
+}
 
 /// `GET /100k.bin` with `Range: spec`.
 fn range(srv: &TestServer, spec: &str) -> Response {
@@ -205,6 +248,41 @@ each_mode! {
             &["Range: bytes=0-9", &format!("If-Range: {FIXTURE_LAST_MODIFIED}")],
         );
         assert_single(&r, 0, 9);
+    }
+
+    fn any_single_range_gets_exactly_its_bytes(ctx) {
+        let srv = ctx.start();
+        let want = big_bin();
+        let mut runner = TestRunner::new(ProptestConfig {
+            cases: 64,
+            max_shrink_iters: 64,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        let outcome = runner.run(&spec(), |spec| {
+            let r = range(&srv, &spec.header());
+            match spec.span(BIG_LEN) {
+                None => {
+                    prop_assert_eq!(r.status, 416);
+                    let content_range = format!("bytes */{BIG_LEN}");
+                    prop_assert_eq!(r.header("content-range"), Some(content_range.as_str()));
+                }
+                // A range that covers everything may be answered with the whole 200.
+                Some((0, last)) if last == BIG_LEN - 1 && r.status == 200 => {
+                    prop_assert!(r.body == want);
+                }
+                Some((first, last)) => {
+                    prop_assert_eq!(r.status, 206);
+                    let content_range = format!("bytes {first}-{last}/{BIG_LEN}");
+                    prop_assert_eq!(r.header("content-range"), Some(content_range.as_str()));
+                    prop_assert!(r.body[..] == want[first..=last], "body differs");
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            panic!("{e}");
+        }
     }
 
     fn range_on_head_is_ignored(ctx) {
