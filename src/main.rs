@@ -58,6 +58,15 @@ struct Cli {
     /// Cache-Control value for files, e.g. "public, max-age=3600".
     #[arg(long, value_name = "VALUE")]
     cache_control: Option<String>,
+
+    /// Largest request head in bytes (431 beyond it; 414 if the request line alone is).
+    #[arg(long, value_name = "BYTES", default_value_t = 8192,
+          value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
+    max_head: u32,
+
+    /// Seconds a graceful shutdown waits for responses in flight before cutting them.
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
+    shutdown_grace: f64,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -84,7 +93,9 @@ impl Cli {
             })
             .header_timeout(Duration::from_secs_f64(self.header_timeout))
             .idle_timeout(Duration::from_secs_f64(self.idle_timeout))
-            .max_conns(self.max_conns as usize);
+            .max_conns(self.max_conns as usize)
+            .max_head(self.max_head as usize)
+            .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace));
         for addr in self.listen {
             config = config.listen(addr);
         }

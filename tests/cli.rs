@@ -222,6 +222,33 @@ fn bad_flags_exit_2() {
     assert_usage_error(&["--listen", "not-an-address", root]);
     assert_usage_error(&["--header-timeout", "-1", root]);
     assert_usage_error(&["--no-such-flag", root]);
+    assert_usage_error(&["--max-head", "10", root]);
+    assert_usage_error(&["--shutdown-grace", "0", root]);
+    assert_usage_error(&["--cache-control", "a\u{1}b", root]);
+}
+
+#[test]
+fn max_head_flag_sets_the_head_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "x").unwrap();
+    let child = Child::spawn(
+        ringserve()
+            .args(["--listen", "127.0.0.1:0", "--mode", "threaded", "--max-head", "1024"])
+            .arg(dir.path()),
+    );
+    let addr = parse_startup(&child.startup_line(), dir.path());
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let filler = "a".repeat(2048);
+    write!(stream, "GET / HTTP/1.1\r\nHost: h\r\nX-Filler: {filler}\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("read reply");
+    assert!(
+        reply.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(http_get(addr, "/").split(|&b| b == b'\r').next(), Some(&b"HTTP/1.1 200 OK"[..]));
 }
 
 #[test]
