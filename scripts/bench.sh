@@ -54,6 +54,7 @@ started=$(date +%s)
 
 # ---------------------------------------------------------------- temp dir and cleanup
 tmp=$(mktemp -d /tmp/ringserve-bench.XXXXXX)
+chmod 755 "$tmp" # nginx and h2o workers drop root privileges and must read the stand-in tree
 pids=()
 cleanup() {
     local pid i
@@ -138,7 +139,8 @@ root=$(cd "$root" && pwd)
 ncpu=$(nproc)
 if ((ncpu >= 2)); then
     client_cpu=0
-    server_cpus="1-$((ncpu - 1))"
+    server_cpus=1
+    ((ncpu > 2)) && server_cpus="1-$((ncpu - 1))"
     workers=$((ncpu - 1))
     pin_note="servers pinned to cores $server_cpus, wrk to core 0"
 else
@@ -218,6 +220,7 @@ start_peer() { # start_peer NAME
         return 1
     fi
     mkdir -p "$dir"
+    chmod 777 "$dir" # logs written after the workers dropped privileges
     p=$(free_port)
     local conf="$dir/$name.conf"
     render "benches/peers/$name.conf.in" "$conf" "$p" "$dir"
@@ -242,6 +245,7 @@ start_peer() { # start_peer NAME
     servers+=("$name")
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start_ringserve threaded || true
 start_ringserve uring || true
 for peer in nginx lighttpd h2o; do start_peer "$peer" || true; done
@@ -294,7 +298,7 @@ if ((busy_samples)); then
 else
     busy="no other compilation seen at any of the $samples load runs"
 fi
-busy="$busy; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+busy="$busy; load average before the servers started: $load_before"
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "commit=$commit${dirty:+ (dirty working tree)}"
