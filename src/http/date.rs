@@ -285,6 +285,15 @@ fn parse_asctime(c: &mut Cursor<'_>) -> Option<Civil> {
     })
 }
 
+/// Appends `HH:MM:SS`.
+fn push_time(out: &mut Vec<u8>, c: &Civil) {
+    push_2(out, c.hour);
+    out.push(b':');
+    push_2(out, c.minute);
+    out.push(b':');
+    push_2(out, c.second);
+}
+
 fn push_2(out: &mut Vec<u8>, v: u8) {
     out.push(b'0' + v / 10 % 10);
     out.push(b'0' + v % 10);
@@ -340,11 +349,7 @@ impl HttpDate {
         out.push(b' ');
         push_4(out, c.year);
         out.push(b' ');
-        push_2(out, c.hour);
-        out.push(b':');
-        push_2(out, c.minute);
-        out.push(b':');
-        push_2(out, c.second);
+        push_time(out, &c);
         out.extend_from_slice(b" GMT");
     }
     /// Appends the Common Log Format timestamp `21/Nov/2026:23:21:28 +0000` (always UTC).
@@ -359,11 +364,7 @@ impl HttpDate {
         out.push(b'/');
         push_4(out, c.year);
         out.push(b':');
-        push_2(out, c.hour);
-        out.push(b':');
-        push_2(out, c.minute);
-        out.push(b':');
-        push_2(out, c.second);
+        push_time(out, &c);
         out.extend_from_slice(b" +0000");
     }
 

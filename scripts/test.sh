@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The project's test command (and the CI entry point, through .ci/run): formatting, lints with
+# warnings denied, every test target and the doc tests, then a curl smoke test of the binary
+# serving the demo site. Stops at the first failing step.
+set -euo pipefail
+
+usage() {
+    echo "usage: $0   (run from anywhere; no arguments)" >&2
+}
+if [[ $# -gt 0 ]]; then
+    usage
+    case "$1" in
+        -h | --help) exit 0 ;;
+        *) exit 2 ;;
+    esac
+fi
+
+cd "$(dirname "$0")/.."
+
+step() {
+    printf '\n==> %s\n' "$*"
+}
+
+step "checking the toolchain"
+command -v cargo >/dev/null || {
+    echo "test.sh: cargo not found; install Rust with rustup (https://rustup.rs)" >&2
+    exit 1
+}
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null || {
+        echo "test.sh: rustfmt or clippy missing and rustup not found to add them" >&2
+        exit 1
+    }
+    rustup component add rustfmt clippy
+fi
+cargo --version
+cargo fmt --version
+cargo clippy --version
+
+# System tools the tests use. Installed only when missing; apt-get update runs at most once.
+apt_updated=no
+need() {
+    local cmd=$1 pkg=$2
+    command -v "$cmd" >/dev/null && return
+    command -v apt-get >/dev/null || {
+        echo "test.sh: '$cmd' missing and apt-get not available; install package '$pkg'" >&2
+        exit 1
+    }
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    if [[ $apt_updated == no ]]; then
+        "${sudo[@]}" apt-get update
+        apt_updated=yes
+    fi
+    "${sudo[@]}" apt-get install -y "$pkg"
+}
+need curl curl
+
+step "cargo fmt --all --check"
+cargo fmt --all --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test --all-targets"
+cargo test --all-targets
+
+step "cargo test --doc"
+cargo test --doc
+
+step "smoke test: the binary serves the demo site (curl)"
+cargo build --quiet
+smoke_dir=$(mktemp -d)
+server_pid=
+cleanup() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$smoke_dir"
+}
+trap cleanup EXIT
+target/debug/ringserve www --listen 127.0.0.1:0 --mode threaded 2>"$smoke_dir/stderr" &
+server_pid=$!
+base=
+for ((i = 0; i < 50; i++)); do
+    base=$(sed -n 's|^ringserve: serving .* at \(http://[^ ]*/\) (mode .*|\1|p' "$smoke_dir/stderr")
+    [[ -n $base ]] && break
+    sleep 0.1
+done
+[[ -n $base ]] || {
+    echo "test.sh: no start-up line from ringserve within 5 s:" >&2
+    cat "$smoke_dir/stderr" >&2
+    exit 1
+}
+check() {
+    local path=$1 want=$2 got
+    got=$(curl --silent --max-time 5 --output /dev/null --write-out '%{http_code}' "$base$path")
+    if [[ $got != "$want" ]]; then
+        echo "test.sh: GET /$path gave $got, expected $want" >&2
+        exit 1
+    fi
+    echo "GET /$path -> $got"
+}
+check "" 200
+check style.css 200
+check favicon.ico 200
+check docs 301
+check docs/ 200
+check assets/64k.bin 200
+check no-such-file 404
+kill -TERM "$server_pid"
+wait "$server_pid" || {
+    echo "test.sh: ringserve did not exit cleanly on SIGTERM" >&2
+    exit 1
+}
+server_pid=
+
+step "all checks passed"

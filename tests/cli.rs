@@ -1,0 +1,285 @@
+//! The `ringserve` binary: start-up line, serving, SIGTERM, and the start-up errors (exit 2).
+//!
+//! Every child runs inside a [`Child`] guard that kills it if the test fails, and every wait is
+//! bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{self, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn ringserve() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringserve"))
+}
+
+/// A running `ringserve`, killed on drop; its stderr lines arrive on a channel.
+struct Child {
+    child: process::Child,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Child {
+    fn spawn(cmd: &mut Command) -> Child {
+        Child::spawn_with_stdout(cmd, Stdio::null())
+    }
+
+    fn spawn_with_stdout(cmd: &mut Command, stdout: Stdio) -> Child {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringserve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Child { child, stderr: rx }
+    }
+
+    /// The start-up line, skipping any line before it (such as a fallback notice); at most
+    /// 5 s and 20 lines.
+    fn startup_line(&self) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut seen = Vec::new();
+        while seen.len() < 20 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.starts_with("ringserve: serving ") => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no start-up line within 5 s; stderr so far: {seen:?}");
+    }
+
+    /// Waits up to 5 s for the exit.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ringserve did not exit within 5 s"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every stderr line after the exit.
+    fn remaining_stderr(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(TIMEOUT) {
+            lines.push(line);
+        }
+        lines
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `ringserve args`, expecting it to exit by itself; returns (status, stderr lines).
+fn run(args: &[&str]) -> (ExitStatus, Vec<String>) {
+    let mut child = Child::spawn(ringserve().args(args));
+    let status = child.wait();
+    (status, child.remaining_stderr())
+}
+
+/// Parses `ringserve: serving <root> at http://<addr>/ (mode <mode>, ...)`.
+fn parse_startup(line: &str, root: &Path) -> SocketAddr {
+    let rest = line
+        .strip_prefix("ringserve: serving ")
+        .unwrap_or_else(|| panic!("start-up line {line:?}"));
+    let (shown_root, rest) = rest
+        .split_once(" at http://")
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    assert!(
+        shown_root.contains(root.file_name().unwrap().to_str().unwrap()),
+        "root {root:?} not in {line:?}"
+    );
+    let (addr, rest) = rest
+        .split_once("/ (mode ")
+        .unwrap_or_else(|| panic!("no mode in {line:?}"));
+    assert!(
+        rest.starts_with("uring") || rest.starts_with("threaded"),
+        "mode in {line:?}"
+    );
+    addr.parse()
+        .unwrap_or_else(|e| panic!("address {addr:?} in {line:?}: {e}"))
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("read reply");
+    reply
+}
+
+fn assert_usage_error(args: &[&str]) {
+    let (status, stderr) = run(args);
+    assert_eq!(status.code(), Some(2), "{args:?}: stderr {stderr:?}");
+    assert!(!stderr.is_empty(), "{args:?}: nothing on stderr");
+}
+
+#[test]
+fn serves_then_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), "<p>cli test</p>\n").unwrap();
+    let mut child = Child::spawn(
+        ringserve()
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--mode")
+            .arg("threaded")
+            .arg(&root),
+    );
+    let addr = parse_startup(&child.startup_line(), &root);
+    assert_ne!(addr.port(), 0);
+    let reply = http_get(addr, "/");
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    assert!(reply.ends_with(b"<p>cli test</p>\n"), "{reply:?}");
+
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let status = child.wait();
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}");
+}
+
+#[test]
+fn default_mode_starts_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Child::spawn(
+        ringserve()
+            .args(["--listen", "127.0.0.1:0"])
+            .arg(dir.path()),
+    );
+    let addr = parse_startup(&child.startup_line(), dir.path());
+    let reply = http_get(addr, "/favicon.ico");
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+}
+
+#[test]
+fn missing_root_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let (status, stderr) = run(&["--listen", "127.0.0.1:0", missing.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+    assert_eq!(stderr.len(), 1, "stderr {stderr:?}");
+    assert!(stderr[0].contains("no-such-dir"), "stderr {stderr:?}");
+}
+
+#[test]
+fn busy_port_exits_2_with_one_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (status, stderr) = run(&["--listen", &addr, dir.path().to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+    assert_eq!(stderr.len(), 1, "stderr {stderr:?}");
+    assert!(stderr[0].contains(&addr), "stderr {stderr:?}");
+    drop(taken);
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    assert_usage_error(&["--max-conns", "abc", root]);
+    assert_usage_error(&["--mode", "nope", root]);
+    assert_usage_error(&["--listen", "not-an-address", root]);
+    assert_usage_error(&["--header-timeout", "-1", root]);
+    assert_usage_error(&["--no-such-flag", root]);
+}
+
+#[test]
+fn help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("help.txt");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Child::spawn_with_stdout(ringserve().arg("--help"), Stdio::from(out));
+    let status = child.wait();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stderr {:?}",
+        child.remaining_stderr()
+    );
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert!(text.contains("--listen"), "help text {text:?}");
+    assert!(text.contains("--mode"), "help text {text:?}");
+}
+
+#[test]
+fn access_log_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), "<p>logged</p>\n").unwrap();
+    let mut child = Child::spawn_with_stdout(
+        ringserve()
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--mode",
+                "threaded",
+                "--access-log",
+                "-",
+            ])
+            .arg(&root),
+        Stdio::piped(),
+    );
+    let stdout = child.child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = parse_startup(&child.startup_line(), &root);
+    let reply = http_get(addr, "/index.html");
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    let line = rx
+        .recv_timeout(TIMEOUT)
+        .expect("no access-log line on stdout within 5 s");
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line:?}");
+    assert!(
+        line.contains("] \"GET /index.html HTTP/1.1\" 200 "),
+        "{line:?}"
+    );
+}

@@ -1,0 +1,17 @@
+//! HTTP integration tests: raw bytes over real loopback sockets against a running server, each
+//! case once per I/O mode (see `each_mode!` in `common`).
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod basics;
+mod conditional;
+mod connection;
+mod errors;
+mod favicon;
+mod limits;
+mod methods;
+mod modes;
+mod paths;
+mod ranges;
