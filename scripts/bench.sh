@@ -245,7 +245,15 @@ start_peer() { # start_peer NAME
     servers+=("$name")
 }
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu_busy() { # share of all CPUs busy over the next 2 s, from /proc/stat
+    local a b
+    a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    sleep 2
+    b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); d=y[2]-x[2];
+        printf "%.0f%%", d>0 ? 100*(y[1]-x[1])/d : 0}'
+}
+busy_before=$(cpu_busy)
 start_ringserve threaded || true
 start_ringserve uring || true
 for peer in nginx lighttpd h2o; do start_peer "$peer" || true; done
@@ -298,7 +306,7 @@ if ((busy_samples)); then
 else
     busy="no other compilation seen at any of the $samples load runs"
 fi
-busy="$busy; load average before the servers started: $load_before"
+busy="$busy; CPU busy before the servers started: $busy_before, after the last run: $(cpu_busy)"
 {
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "commit=$commit${dirty:+ (dirty working tree)}"

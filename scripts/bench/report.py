@@ -78,10 +78,10 @@ def nice_step(span, target=5):
     return 10 * mag
 
 
-def svg_chart(series, xs, title, path):
+def svg_chart(series, xs, title, subtitle, path):
     """series: {name: {x: y}}; log-scale x, linear y from 0."""
-    w, h = 760, 440
-    ml, mr, mt, mb = 80, 190, 50, 60
+    w, h = 760, 450
+    ml, mr, mt, mb = 80, 190, 60, 60
     pw, ph = w - ml - mr, h - mt - mb
     ymax = max([y for s in series.values() for y in s.values() if y is not None] or [1])
     step = nice_step(ymax * 1.05)
@@ -102,6 +102,8 @@ def svg_chart(series, xs, title, path):
     o.append(f'<rect width="{w}" height="{h}" fill="white"/>')
     o.append(f'<text x="{ml + pw / 2}" y="28" text-anchor="middle" font-size="15" '
              f'font-weight="bold">{esc(title)}</text>')
+    o.append(f'<text x="{w / 2}" y="44" text-anchor="middle" font-size="11" '
+             f'fill="#555">{esc(subtitle)}</text>')
     y = 0.0
     while y <= ytop + 1e-9:
         yy = py(y)
@@ -251,7 +253,10 @@ def main():
         series = {}
         for s in servers:
             series[s] = {c: med(s, f"sweep{c}", "rps") for c in sweep}
-        svg_chart(series, sweep, "128 B file: requests/s against concurrency",
+        sub = (f"median of {meta.get('runs', '?')} run(s) x {meta.get('duration', '?')} s, "
+               f"commit {meta.get('commit', '?')}, {meta.get('date', '?')}, "
+               f"{meta.get('cores', '?')} cores ({meta.get('pinning', '')})")
+        svg_chart(series, sweep, "128 B file: requests/s against concurrency", sub,
                   os.path.join(out, "concurrency.svg"))
         L.append("## Concurrency sweep (128 B file, median requests/s)")
         L.append("")
