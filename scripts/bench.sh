@@ -251,7 +251,7 @@ cpu_busy() { # share of all CPUs busy over the next 2 s, from /proc/stat
     sleep 2
     b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
     awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); d=y[2]-x[2];
-        printf "%.0f%%", d>0 ? 100*(y[1]-x[1])/d : 0}'
+        printf "%.0f%%", (d > 0 ? 100*(y[1]-x[1])/d : 0)}'
 }
 busy_before=$(cpu_busy)
 start_ringserve threaded || true
