@@ -142,7 +142,7 @@ if ((ncpu >= 2)); then
     server_cpus=1
     ((ncpu > 2)) && server_cpus="1-$((ncpu - 1))"
     workers=$((ncpu - 1))
-    pin_note="servers pinned to cores $server_cpus, wrk to core 0"
+    pin_note="servers pinned to core(s) $server_cpus, wrk to core 0"
 else
     client_cpu=""
     server_cpus=""

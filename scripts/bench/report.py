@@ -208,6 +208,18 @@ def main():
         L.append(f"- **FAILURES** (⚠ below: errors or unexpected statuses in at least one run; "
                  f"medians use the clean runs only): "
                  + ", ".join(f"{s}/{t}" for s, t in sorted(failed)))
+    spreads = []
+    for (srv, t), d in cell.items():
+        v = [x for x in d["rps"] if x]
+        if len(v) > 1:
+            spreads.append(((max(v) - min(v)) / statistics.median(v), srv, t))
+    if spreads:
+        spreads.sort()
+        mid = spreads[len(spreads) // 2][0]
+        worst = spreads[-1]
+        L.append(f"- run-to-run spread of requests/s, (max − min) / median over the runs of one "
+                 f"cell: median {mid:.0%}, worst {worst[0]:.0%} ({worst[1]} / {worst[2]}); "
+                 f"ratios within about ±{mid / 2:.0%} of 1 are not a difference")
     L.append("")
     L.append("Throughput is requests/s; ratios above 1 mean ringserve served more. CPU is the "
              "servers' own utime+stime (all processes and threads) divided by requests served; "
