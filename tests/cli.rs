@@ -233,14 +233,25 @@ fn max_head_flag_sets_the_head_limit() {
     std::fs::write(dir.path().join("index.html"), "x").unwrap();
     let child = Child::spawn(
         ringserve()
-            .args(["--listen", "127.0.0.1:0", "--mode", "threaded", "--max-head", "1024"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--mode",
+                "threaded",
+                "--max-head",
+                "1024",
+            ])
             .arg(dir.path()),
     );
     let addr = parse_startup(&child.startup_line(), dir.path());
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let filler = "a".repeat(2048);
-    write!(stream, "GET / HTTP/1.1\r\nHost: h\r\nX-Filler: {filler}\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Filler: {filler}\r\n\r\n"
+    )
+    .unwrap();
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).expect("read reply");
     assert!(
@@ -248,7 +259,10 @@ fn max_head_flag_sets_the_head_limit() {
         "{:?}",
         String::from_utf8_lossy(&reply)
     );
-    assert_eq!(http_get(addr, "/").split(|&b| b == b'\r').next(), Some(&b"HTTP/1.1 200 OK"[..]));
+    assert_eq!(
+        http_get(addr, "/").split(|&b| b == b'\r').next(),
+        Some(&b"HTTP/1.1 200 OK"[..])
+    );
 }
 
 #[test]

@@ -37,6 +37,11 @@ const READ_SIZE: usize = 16 * 1024;
 /// Coalesced in-memory output is flushed once it grows past this, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// File bodies up to this size are read into the output buffer instead of `sendfile`d: one
+/// `pread` plus the shared `send` costs less than a `send(MSG_MORE)` + `sendfile` pair, and
+/// lets the responses to pipelined requests for small files leave in one write.
+const COPY_BELOW: u64 = 16 * 1024;
+
 /// Lingering close (as nginx's `lingering_close`): after the last response, keep reading and
 /// discarding for up to this long so that unread request bytes do not make the kernel reset
 /// the connection and destroy the response before the client has read it.
@@ -316,6 +321,9 @@ fn serve(shared: &Shared, conn_io: &Connection) {
     let mut deadline = Instant::now() + settings.header_timeout;
     let mut started = Instant::now();
     let mut answered: u64 = 0;
+    // The read timeout last set: `setsockopt` is skipped when it would not change (the common
+    // case between keep-alive requests), saving a system call per request.
+    let mut read_timeout: Option<Duration> = None;
     loop {
         date.update(SystemTime::now());
         match conn.poll(&shared.site, &date, shared.lifecycle()) {
@@ -343,19 +351,21 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                 if out.flush(stream, shared, &date).is_err() {
                     return;
                 }
-                let now = Instant::now();
-                let wait_until = if conn.has_partial_request() || answered == 0 {
-                    deadline
+                let left = if conn.has_partial_request() || answered == 0 {
+                    deadline.saturating_duration_since(Instant::now())
                 } else {
-                    now + settings.idle_timeout
+                    settings.idle_timeout
                 };
-                let left = wait_until.saturating_duration_since(now);
                 let read = if left.is_zero() {
                     Err(io::ErrorKind::TimedOut.into())
                 } else {
-                    stream
-                        .set_read_timeout(Some(left))
-                        .and_then(|()| (&*stream).read(&mut input))
+                    let set = if read_timeout == Some(left) {
+                        Ok(())
+                    } else {
+                        read_timeout = Some(left);
+                        stream.set_read_timeout(Some(left))
+                    };
+                    set.and_then(|()| (&*stream).read(&mut input))
                 };
                 match read {
                     Ok(0) => return,
@@ -418,6 +428,9 @@ impl Output {
             Body::Empty => {}
             Body::Static(bytes) => self.buf.extend_from_slice(bytes),
             Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
+            Body::File { file, range } if range.end - range.start <= COPY_BELOW => {
+                copy_range(&file, range, &mut self.buf)?;
+            }
             Body::File { file, range } => {
                 net::send_all(stream.as_fd(), &self.buf, More::Yes)?;
                 self.buf.clear();
@@ -478,6 +491,24 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// Appends `range` of `file` to `out`. A file that shrank since its length was promised is an
+/// error: the connection must close rather than send a short body.
+fn copy_range(
+    file: &std::fs::File,
+    range: std::ops::Range<u64>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let start = out.len();
+    out.resize(start + len, 0);
+    let read = file.read_exact_at(&mut out[start..], range.start);
+    if read.is_err() {
+        out.truncate(start);
+    }
+    read
 }
 
 /// Half-closes, then reads and discards until the client closes or a bound is reached.
