@@ -28,7 +28,19 @@ enum State {
     /// Reading and answering requests.
     Open,
     /// A response that ends the connection was handed out; nothing more is parsed.
-    Done,
+    Done(Closing),
+}
+
+/// How a finished connection should be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// Nothing unread is expected from the client: close at once.
+    Immediate,
+    /// The client may still be sending (a request body we did not read, pipelined bytes
+    /// after the last answered request, a head we refused): shut the write side and discard
+    /// input for a while before closing, or the kernel answers the unread bytes with a reset
+    /// that can destroy the response before the client reads it.
+    Linger,
 }
 
 /// Request bytes kept for the access log's request line when the head could not be parsed.
@@ -81,9 +93,18 @@ impl Conn {
         self.start < self.buf.len()
     }
 
+    /// How to close once [`Conn::poll`] has said [`Step::Close`] or handed out a response
+    /// that ends the connection (`Immediate` while the connection is still open).
+    pub fn closing(&self) -> Closing {
+        match self.state {
+            State::Open => Closing::Immediate,
+            State::Done(closing) => closing,
+        }
+    }
+
     /// The next step. Call until it returns [`Step::NeedMore`] or [`Step::Close`].
     pub fn poll(&mut self, site: &Site, date: &DateCache, life: Lifecycle) -> Step {
-        if self.state == State::Done {
+        if let State::Done(_) = self.state {
             return Step::Close;
         }
         if self.start == self.buf.len() {
@@ -91,7 +112,7 @@ impl Conn {
             return match life {
                 Lifecycle::Serving => Step::NeedMore,
                 Lifecycle::Draining => {
-                    self.state = State::Done;
+                    self.state = State::Done(Closing::Immediate);
                     Step::Close
                 }
             };
@@ -100,21 +121,29 @@ impl Conn {
         if self.buf.len() - self.start < max_head && !self.head_may_be_complete() {
             return Step::NeedMore;
         }
-        let response = match request::parse(&self.buf[self.start..], max_head) {
+        let (response, closing) = match request::parse(&self.buf[self.start..], max_head) {
             Ok(Parsed::Partial) => return Step::NeedMore,
             Ok(Parsed::Complete { request, len }) => {
                 let mut response = serve::respond(site, &request, date, life);
                 if site.options().logging == Logging::On {
                     response.log = Some(Box::new(log_fields(&request)));
                 }
+                let unread = request.body.has_body() || self.start + len < self.buf.len();
                 self.start += len;
                 self.scanned = 0;
-                response
+                (
+                    response,
+                    if unread {
+                        Closing::Linger
+                    } else {
+                        Closing::Immediate
+                    },
+                )
             }
-            Err(e) => self.refuse(e, site, date),
+            Err(e) => (self.refuse(e, site, date), Closing::Linger),
         };
         if response.after == super::response::After::Close {
-            self.state = State::Done;
+            self.state = State::Done(closing);
         }
         Step::Respond(response)
     }
@@ -123,7 +152,8 @@ impl Conn {
     /// one, otherwise nothing (an idle keep-alive connection is closed silently).
     pub fn timed_out(&mut self, site: &Site, date: &DateCache) -> Option<Response> {
         let partial = self.state == State::Open && self.has_partial_request();
-        self.state = State::Done;
+        // The client went quiet: there is nothing in flight to linger for.
+        self.state = State::Done(Closing::Immediate);
         partial.then(|| self.error(Status::RequestTimeout, site, date))
     }
 
@@ -304,6 +334,46 @@ mod tests {
             conn.poll(&f.site, &f.date, Lifecycle::Draining),
             Step::Close
         ));
+    }
+
+    #[test]
+    fn lingering_only_when_the_client_may_still_be_sending() {
+        let f = fixture(SiteOptions::default());
+        let cases: &[(&[u8], Closing)] = &[
+            (
+                b"GET /a.txt HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                Closing::Immediate,
+            ),
+            (b"GET /a.txt HTTP/1.0\r\n\r\n", Closing::Immediate),
+            (
+                b"POST /a.txt HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+                Closing::Linger,
+            ),
+            (
+                b"GET /a.txt HTTP/1.0\r\n\r\nGET /b.txt HTTP/1.0\r\n\r\n",
+                Closing::Linger,
+            ),
+            (b"BAD\r\n\r\n", Closing::Linger),
+        ];
+        for &(input, expected) in cases {
+            let mut conn = Conn::new();
+            conn.receive(input);
+            assert_eq!(
+                conn.closing(),
+                Closing::Immediate,
+                "open connections close at once"
+            );
+            let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
+                panic!("expected a response");
+            };
+            assert_eq!(r.after, After::Close);
+            assert_eq!(
+                conn.closing(),
+                expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod response;
 pub mod serve;
 pub mod status;
 
-pub use conn::{Conn, Step};
+pub use conn::{Closing, Conn, Step};
 pub use date::{DateCache, HttpDate};
 pub use response::{After, Body, LogFields, Response};
 pub use serve::{Lifecycle, Listing, Logging, Site, SiteOptions};

@@ -14,7 +14,7 @@
 
 use super::accesslog::{self, Sink};
 use crate::http::response::{After, Body};
-use crate::http::{Conn, DateCache, Lifecycle, LogFields, Response, Site, Status, Step};
+use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Response, Site, Status, Step};
 use crate::sys::net::{self, Direction, More};
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -42,9 +42,10 @@ const FLUSH_AT: usize = 64 * 1024;
 /// lets the responses to pipelined requests for small files leave in one write.
 const COPY_BELOW: u64 = 16 * 1024;
 
-/// Lingering close (as nginx's `lingering_close`): after the last response, keep reading and
-/// discarding for up to this long so that unread request bytes do not make the kernel reset
-/// the connection and destroy the response before the client has read it.
+/// Lingering close (as nginx's `lingering_close`): when the core says the client may still be
+/// sending ([`Closing::Linger`]), keep reading and discarding for up to this long after the
+/// last response, so that unread request bytes do not make the kernel reset the connection
+/// and destroy the response before the client has read it.
 const LINGER_FOR: Duration = Duration::from_secs(2);
 const LINGER_MAX_BYTES: usize = 256 * 1024;
 
@@ -334,7 +335,8 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                     return;
                 }
                 if after == After::Close {
-                    if out.flush(stream, shared, &date).is_ok() {
+                    if out.flush(stream, shared, &date).is_ok() && conn.closing() == Closing::Linger
+                    {
                         linger(stream);
                     }
                     return;

@@ -51,4 +51,22 @@ each_mode! {
         assert!(r.closes(), "{:#?}", r.headers);
         conn.assert_closed();
     }
+
+    /// Regression: closing with unread request bytes makes the kernel send a reset, which can
+    /// destroy the 405 before the client reads it; the server must linger and discard instead.
+    fn unread_body_arriving_after_the_answer_does_not_reset_it(ctx) {
+        let srv = ctx.start();
+        let mut conn = srv.conn();
+        let body_len = 128 * 1024;
+        conn.send(format!("POST /index.html HTTP/1.1\r\nHost: x\r\nContent-Length: {body_len}\r\n\r\n").as_bytes());
+        // Let the server answer and close before the body arrives.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let body = vec![b'x'; body_len];
+        for chunk in body.chunks(16 * 1024) {
+            conn.send(chunk);
+        }
+        let r = conn.read_response(false);
+        assert_405(&r);
+        assert!(r.closes(), "{:#?}", r.headers);
+    }
 }
