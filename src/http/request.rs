@@ -317,7 +317,8 @@ fn typed_headers<'a>(
             _ => {}
         }
     }
-    if host_lines > 1 {
+    // RFC 9112 §3.2: more than one Host line, or an invalid value, is a 400.
+    if host_lines > 1 || h.host.is_some_and(|host| !is_valid_host(host)) {
         return Err(RequestError::BadHost);
     }
     if range_lines > 1 {
@@ -355,6 +356,37 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
         result = Some(n);
     }
     result.ok_or(RequestError::AmbiguousFraming)
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2), checked by alphabet: the characters of a
+/// reg-name (unreserved, `%`-escapes, sub-delims), `:` before the port and `[]` around an
+/// IP literal. Empty is allowed (RFC 9112 §3.2 for targets without authority). Anything else
+/// — spaces, `/`, `@`, `\`, quotes, controls, non-ASCII — is refused.
+fn is_valid_host(host: &[u8]) -> bool {
+    host.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'['
+                    | b']'
+            )
+    })
 }
 
 /// `close` anywhere wins; otherwise `keep-alive` anywhere.
@@ -448,6 +480,24 @@ mod tests {
         assert_eq!(h.if_range, Some(&b"\"a\""[..]));
         assert_eq!(h.user_agent, Some(&b"t/1"[..]));
         assert_eq!(h.referer, Some(&b"r"[..]));
+    }
+
+    #[test]
+    fn valid_hosts_are_accepted() {
+        for host in [
+            "h",
+            "example.com:8080",
+            "127.0.0.1",
+            "[::1]:80",
+            "xn--bcher-kva.example",
+            "",
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert!(
+                matches!(parse(raw.as_bytes(), LIMIT), Ok(Parsed::Complete { .. })),
+                "{host:?}"
+            );
+        }
     }
 
     #[test]

@@ -77,6 +77,14 @@ each_mode! {
         assert_error(&srv, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
     }
 
+    fn invalid_host_values_give_400(ctx) {
+        let srv = ctx.start();
+        for host in ["a b", "a/b", "user@h", "h\\x"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_error(&srv, raw.as_bytes(), 400);
+        }
+    }
+
     fn unsupported_versions_give_505(ctx) {
         let srv = ctx.start();
         assert_error(&srv, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
