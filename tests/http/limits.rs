@@ -136,6 +136,25 @@ each_mode! {
         assert_eq!(srv.get("/").status, 200);
     }
 
+    fn ipv6_loopback_serves(ctx) {
+        let v6: std::net::SocketAddr = "[::1]:0".parse().unwrap();
+        // Reserve a port on [::1], then free it for the server.
+        let v6 = match TcpListener::bind(v6) {
+            Ok(l) => l.local_addr().unwrap(),
+            Err(e) => {
+                eprintln!("skipped: ipv6_loopback_serves: this machine has no [::1] ({e})");
+                return;
+            }
+        };
+        let srv = ctx.start_with(|c| c.listen(v6));
+        let mut conn = Conn::connect(v6);
+        conn.send(b"GET / HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n");
+        let r = conn.read_response(false);
+        assert_eq!(r.status, 200, "via {v6}");
+        assert_eq!(r.body_str(), INDEX_HTML);
+        drop(srv);
+    }
+
     fn two_listen_addresses_both_serve(ctx) {
         // Reserve a port for the second listener, then free it for the server.
         let second = TcpListener::bind(loopback0()).unwrap().local_addr().unwrap();
