@@ -68,6 +68,9 @@ cargo test --all-targets
 step "cargo test --doc"
 cargo test --doc
 
+step "cargo doc --no-deps (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+
 step "smoke test: the binary serves the demo site (curl)"
 cargo build --quiet
 smoke_dir=$(mktemp -d)

@@ -1,4 +1,4 @@
-//! The file system side of serving: naming files safely ([`resolve`] → [`SafePath`]), opening
+//! The file system side of serving: naming files safely ([`resolve()`] → [`SafePath`]), opening
 //! them beneath the root, and describing them (size, mtime, [`ETag`], [`ContentType`]).
 //!
 //! Owns: every path-safety decision. Must not: do socket I/O or know about HTTP statuses; the

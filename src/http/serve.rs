@@ -4,7 +4,7 @@
 //! Order of decisions for a request:
 //! 1. Method: OPTIONS → 204 + `Allow`; anything but GET/HEAD → 405 + `Allow`.
 //! 2. Target: `*` → 400 (only OPTIONS may use it). `/favicon.ico` → the root's, else embedded.
-//! 3. Path: [`crate::fs::resolve`] (400 for bad encoding, NUL or climbing above the root; 404
+//! 3. Path: [`crate::fs::resolve()`] (400 for bad encoding, NUL or climbing above the root; 404
 //!    for hidden dotfiles), then open beneath the root (404 / 403 / 500).
 //! 4. Directory: `/dir` → 301 with the relative `Location: dir/` (query kept); `/dir/` →
 //!    `index.html`, else the listing when enabled, else 404.
