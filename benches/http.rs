@@ -1,6 +1,7 @@
-//! Micro-benchmarks of the pure HTTP core: parsing a request head, and answering a request
-//! end to end in memory (parse + resolve + open + validators + head). Throughput is in
-//! requests, so results read as requests per second on one core.
+//! Micro-benchmarks of the pure HTTP core: parsing a request head, resolving a path, the
+//! conditional and range decisions, building a response head, and answering a request end to
+//! end in memory (parse + resolve + open + validators + head). Throughput is in requests (or
+//! decisions), so results read as operations per second on one core.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringserve::fs::{Dotfiles, Root};
@@ -37,6 +38,66 @@ fn parse(c: &mut Criterion) {
     g.finish();
 }
 
+fn decisions(c: &mut Criterion) {
+    use ringserve::http::conditional::{Preconditions, Validators, evaluate};
+    use ringserve::http::{HttpDate, range};
+    let etag = ringserve::fs::ETag::for_file(4096, 1_763_683_200, 0);
+    let validators = Validators {
+        etag: etag.as_bytes(),
+        last_modified: HttpDate::from_unix(1_763_683_200),
+    };
+    let inm: [&[u8]; 1] = [b"W/\"0000\", \"1111\", \"9e107d9d372bb6826bd81d3542a419d6\""];
+    let mut g = c.benchmark_group("decide");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("if_none_match_list", |b| {
+        let pre = Preconditions {
+            if_none_match: &inm,
+            ..Preconditions::default()
+        };
+        b.iter(|| evaluate(black_box(&pre), black_box(&validators)))
+    });
+    g.bench_function("if_modified_since", |b| {
+        let pre = Preconditions {
+            if_modified_since: Some(b"Sat, 22 Nov 2025 00:00:00 GMT"),
+            ..Preconditions::default()
+        };
+        b.iter(|| evaluate(black_box(&pre), black_box(&validators)))
+    });
+    g.bench_function("range_three_specs", |b| {
+        b.iter(|| {
+            range::decide(
+                black_box(b"bytes=0-99, 5000-5999, -500"),
+                black_box(1_000_000),
+            )
+        })
+    });
+    g.finish();
+}
+
+fn heads(c: &mut Criterion) {
+    use ringserve::fs::ContentType;
+    use ringserve::http::Status;
+    use ringserve::http::response::{After, Confirm, HeadBuilder};
+    let date = DateCache::new(SystemTime::now());
+    let etag = ringserve::fs::ETag::for_file(4096, 1_763_683_200, 0);
+    let mut g = c.benchmark_group("head");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("build_200", |b| {
+        b.iter(|| {
+            let mut head = HeadBuilder::new(Status::Ok, &date);
+            head.header("ETag", etag.as_bytes())
+                .header("Last-Modified", b"Fri, 21 Nov 2025 00:00:00 GMT")
+                .content_type(ContentType::HTML)
+                .content_length(black_box(4096));
+            head.finish(After::KeepAlive, Confirm::Implicit)
+        })
+    });
+    g.bench_function("etag_for_file", |b| {
+        b.iter(|| ringserve::fs::ETag::for_file(black_box(4096), black_box(1_763_683_200), 0))
+    });
+    g.finish();
+}
+
 fn respond(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
@@ -61,5 +122,5 @@ fn respond(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, parse, respond);
+criterion_group!(benches, parse, decisions, heads, respond);
 criterion_main!(benches);
