@@ -35,6 +35,16 @@ pub enum AccessLog {
     File(PathBuf),
 }
 
+impl AccessLog {
+    /// The path as shown in messages (`-` for stdout).
+    pub fn display_path(&self) -> PathBuf {
+        match self {
+            AccessLog::File(p) => p.clone(),
+            AccessLog::Stdout => PathBuf::from("-"),
+        }
+    }
+}
+
 /// The default address: loopback only, so a first run exposes nothing.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);

@@ -132,7 +132,7 @@ fn main() -> ExitCode {
         }
     };
     let config = Cli::parse().into_config();
-    let workers = config_workers(&config);
+    let workers = config.worker_count();
     let handle = match Server::bind(config) {
         Ok(h) => h,
         Err(e) => {
@@ -173,8 +173,4 @@ fn main() -> ExitCode {
     handle.join();
     eprintln!("ringserve: stopped");
     ExitCode::SUCCESS
-}
-
-fn config_workers(config: &Config) -> usize {
-    config.worker_count()
 }

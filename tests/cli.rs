@@ -142,6 +142,15 @@ fn http_get(addr: SocketAddr, path: &str) -> Vec<u8> {
     reply
 }
 
+/// A temporary directory holding `site/index.html` with `index`; returns (guard, site root).
+fn site_with_index(index: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("site");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), index).unwrap();
+    (dir, root)
+}
+
 fn assert_usage_error(args: &[&str]) {
     let (status, stderr) = run(args);
     assert_eq!(status.code(), Some(2), "{args:?}: stderr {stderr:?}");
@@ -150,10 +159,7 @@ fn assert_usage_error(args: &[&str]) {
 
 #[test]
 fn serves_then_exits_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("site");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("index.html"), "<p>cli test</p>\n").unwrap();
+    let (_dir, root) = site_with_index("<p>cli test</p>\n");
     let mut child = Child::spawn(
         ringserve()
             .arg("--listen")
@@ -285,10 +291,7 @@ fn help_exits_0() {
 
 #[test]
 fn access_log_to_stdout() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("site");
-    std::fs::create_dir(&root).unwrap();
-    std::fs::write(root.join("index.html"), "<p>logged</p>\n").unwrap();
+    let (_dir, root) = site_with_index("<p>logged</p>\n");
     let mut child = Child::spawn_with_stdout(
         ringserve()
             .args([

@@ -6,7 +6,7 @@
 //! order, and asks for more bytes only when no complete head is buffered.
 
 use super::date::DateCache;
-use super::request::{self, Parsed, Request, RequestError, Version};
+use super::request::{self, Parsed, Request, Version};
 use super::response::{LogFields, Response};
 use super::serve::{self, Lifecycle, Logging, Site};
 use super::status::Status;
@@ -118,11 +118,17 @@ impl Conn {
             };
         }
         let max_head = site.options().max_head;
-        if self.buf.len() - self.start < max_head && !self.head_may_be_complete() {
+        // Only a head already found partial is pre-checked: the common head that arrives
+        // whole is scanned once, by the parser.
+        let pending = self.buf.len() - self.start;
+        if self.scanned > 0 && pending < max_head && !self.head_may_be_complete() {
             return Step::NeedMore;
         }
         let (response, closing) = match request::parse(&self.buf[self.start..], max_head) {
-            Ok(Parsed::Partial) => return Step::NeedMore,
+            Ok(Parsed::Partial) => {
+                self.scanned = pending;
+                return Step::NeedMore;
+            }
             Ok(Parsed::Complete { request, len }) => {
                 let mut response = serve::respond(site, &request, date, life);
                 if site.options().logging == Logging::On {
@@ -140,7 +146,7 @@ impl Conn {
                     },
                 )
             }
-            Err(e) => (self.refuse(e, site, date), Closing::Linger),
+            Err(e) => (self.error(e.status(), site, date), Closing::Linger),
         };
         if response.after == super::response::After::Close {
             self.state = State::Done(closing);
@@ -155,10 +161,6 @@ impl Conn {
         // The client went quiet: there is nothing in flight to linger for.
         self.state = State::Done(Closing::Immediate);
         partial.then(|| self.error(Status::RequestTimeout, site, date))
-    }
-
-    fn refuse(&mut self, e: RequestError, site: &Site, date: &DateCache) -> Response {
-        self.error(e.status(), site, date)
     }
 
     fn error(&self, status: Status, site: &Site, date: &DateCache) -> Response {
@@ -176,7 +178,8 @@ impl Conn {
     }
 
     /// Cheap pre-check so a head dribbled in byte by byte is not re-parsed from its start on
-    /// every byte: looks for an empty line (`\n\n` or `\n\r\n`) in the bytes not yet scanned.
+    /// every byte: looks for an empty line (`\n\n` or `\n\r\n`) in the bytes not yet scanned
+    /// (`scanned` counts bytes the parser or this check already found to hold no head end).
     fn head_may_be_complete(&mut self) -> bool {
         let pending = &self.buf[self.start..];
         // Back up two bytes: the terminator may straddle the previous scan's end.

@@ -102,16 +102,16 @@ impl Server {
             path: config.root.clone(),
             source,
         })?;
-        let log = match &config.access_log {
-            None => None,
-            Some(target) => Some(accesslog::Sink::open(target).map_err(|source| {
-                let path = match target {
-                    crate::config::AccessLog::File(p) => p.clone(),
-                    crate::config::AccessLog::Stdout => PathBuf::from("-"),
-                };
-                StartError::AccessLog { path, source }
-            })?),
-        };
+        let log = config
+            .access_log
+            .as_ref()
+            .map(|target| {
+                accesslog::Sink::open(target).map_err(|source| StartError::AccessLog {
+                    path: target.display_path(),
+                    source,
+                })
+            })
+            .transpose()?;
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for addr in config.listen_addrs() {
