@@ -132,7 +132,6 @@ fn main() -> ExitCode {
         }
     };
     let config = Cli::parse().into_config();
-    let workers = config.worker_count();
     let handle = match Server::bind(config) {
         Ok(h) => h,
         Err(e) => {
@@ -140,15 +139,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let detail = match handle.mode() {
-        Mode::Uring => format!("{workers} workers"),
-        Mode::Threaded => "one thread per connection".to_string(),
-    };
     eprintln!(
-        "ringserve: serving {} at http://{}/ (mode {}, {detail})",
+        "ringserve: serving {} at http://{}/ (mode {}, {})",
         handle.root_path().display(),
         handle.local_addr(),
-        handle.mode()
+        handle.mode(),
+        handle.detail()
     );
     for extra in &handle.local_addrs()[1..] {
         eprintln!("ringserve: also listening at http://{extra}/");

@@ -5,15 +5,19 @@
 
 pub(crate) mod accesslog;
 mod threaded;
+mod uring;
 
 use crate::config::{Config, Mode};
 use crate::fs::Root;
 use crate::http::{Logging, Site, SiteOptions};
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::io::Read;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 /// Why a server could not start. Each variant displays as one line fit for a terminal.
@@ -112,18 +116,6 @@ impl Server {
                 })
             })
             .transpose()?;
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for addr in config.listen_addrs() {
-            let listener =
-                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-            addrs.push(
-                listener
-                    .local_addr()
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            );
-            listeners.push(listener);
-        }
         let options = SiteOptions {
             listing: config.listing,
             dotfiles: config.dotfiles,
@@ -136,8 +128,57 @@ impl Server {
             },
         };
         let site = Site::new(root, options);
-        if config.mode == Mode::Uring {
-            eprintln!("ringserve: the io_uring mode is not built yet; running the threaded mode");
+        let addrs = config.listen_addrs();
+        let (site, log) = match config.mode {
+            Mode::Threaded => (site, log),
+            Mode::Uring => {
+                let (listeners, bound) = uring::bind_listeners(&addrs, config.workers)
+                    .map_err(|(addr, source)| StartError::Bind { addr, source })?;
+                let shared = uring::Shared {
+                    site,
+                    log,
+                    draining: AtomicBool::new(false),
+                    active: AtomicUsize::new(0),
+                };
+                let settings = uring::Settings {
+                    header_timeout: config.header_timeout,
+                    idle_timeout: config.idle_timeout,
+                    max_conns: config.max_conns,
+                    grace: config.shutdown_grace,
+                    large_files: uring::LargeFiles::from_env(),
+                };
+                match uring::Uring::start(listeners, shared, settings) {
+                    Ok(driver) => {
+                        return Ok(Handle {
+                            detail: format!("{} workers, {}", config.workers, driver.detail),
+                            driver: Arc::new(Driver::Uring(driver)),
+                            addrs: bound,
+                            mode: Mode::Uring,
+                            grace: config.shutdown_grace,
+                        });
+                    }
+                    Err(uring::StartFailure::Spawn(e)) => return Err(StartError::Spawn(e)),
+                    Err(uring::StartFailure::Unavailable(u)) => {
+                        eprintln!(
+                            "ringserve: io_uring is unavailable: {}; running the threaded mode",
+                            u.reason
+                        );
+                        (u.shared.site, u.shared.log)
+                    }
+                }
+            }
+        };
+        let mut listeners = Vec::new();
+        let mut bound = Vec::new();
+        for addr in addrs {
+            let listener =
+                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+            bound.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            );
+            listeners.push(listener);
         }
         let settings = threaded::Settings {
             header_timeout: config.header_timeout,
@@ -147,11 +188,58 @@ impl Server {
         let driver =
             threaded::Threaded::start(listeners, site, settings, log).map_err(StartError::Spawn)?;
         Ok(Handle {
-            driver: Arc::new(driver),
-            addrs,
+            driver: Arc::new(Driver::Threaded(driver)),
+            addrs: bound,
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
+            detail: "one thread per connection".into(),
         })
+    }
+}
+
+/// The I/O driver behind a [`Handle`].
+#[derive(Debug)]
+enum Driver {
+    Threaded(threaded::Threaded),
+    Uring(uring::Uring),
+}
+
+impl Driver {
+    fn site(&self) -> &Site {
+        match self {
+            Driver::Threaded(d) => d.site(),
+            Driver::Uring(d) => d.site(),
+        }
+    }
+
+    fn shutdown(&self) {
+        match self {
+            Driver::Threaded(d) => d.shutdown(),
+            Driver::Uring(d) => d.shutdown(),
+        }
+    }
+
+    fn join(&self, grace: Duration) {
+        match self {
+            Driver::Threaded(d) => d.join(grace),
+            Driver::Uring(d) => d.join(),
+        }
+    }
+}
+
+/// Over `--max-conns`: answer 503, best effort and without blocking, and close.
+pub(crate) fn reject_busy(stream: TcpStream, date: &crate::http::DateCache) {
+    use crate::sys::net::{self, More};
+    let response = crate::http::serve::busy_response(date);
+    if stream.set_nonblocking(true).is_ok() {
+        let _ = net::send_all(stream.as_fd(), &response.head, More::Yes);
+        if let crate::http::Body::Bytes(body) = &response.body {
+            let _ = net::send_all(stream.as_fd(), body, More::No);
+        }
+        let _ = stream.shutdown(Shutdown::Write);
+        // Discard a request that has already arrived, so closing does not reset.
+        let mut scratch = [0u8; 4096];
+        let _ = (&stream).read(&mut scratch);
     }
 }
 
@@ -159,10 +247,11 @@ impl Server {
 /// [`Handle::join`].
 #[derive(Debug)]
 pub struct Handle {
-    driver: Arc<threaded::Threaded>,
+    driver: Arc<Driver>,
     addrs: Vec<SocketAddr>,
     mode: Mode,
     grace: Duration,
+    detail: String,
 }
 
 impl Handle {
@@ -179,6 +268,12 @@ impl Handle {
     /// The I/O mode actually running (the uring mode may fall back to threaded).
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// How the running mode is set up, in a few words (for the start-up line): worker
+    /// count and ring flags for the uring mode.
+    pub fn detail(&self) -> &str {
+        &self.detail
     }
 
     /// The site being served (its root and options).
@@ -209,7 +304,7 @@ impl Handle {
 /// Starts a graceful shutdown from any thread.
 #[derive(Clone, Debug)]
 pub struct Trigger {
-    driver: Arc<threaded::Threaded>,
+    driver: Arc<Driver>,
 }
 
 impl Trigger {

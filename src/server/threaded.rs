@@ -262,7 +262,10 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
                     }
                 }
                 None if shared.draining.load(Ordering::Acquire) => drop(stream),
-                None => reject_busy(stream, &mut date),
+                None => {
+                    date.update(SystemTime::now());
+                    super::reject_busy(stream, &date);
+                }
             },
             Err(_) if shared.draining.load(Ordering::Acquire) => return,
             Err(e) => match e.kind() {
@@ -284,22 +287,6 @@ fn log_accept_error(last: &mut Option<Instant>, listener: &TcpListener, e: &io::
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
         eprintln!("ringserve: accepting on {addr} failed: {e}; retrying");
         *last = Some(Instant::now());
-    }
-}
-
-/// Over `--max-conns`: answer 503 without a thread, best effort, and close.
-fn reject_busy(stream: TcpStream, date: &mut DateCache) {
-    date.update(SystemTime::now());
-    let response = crate::http::serve::busy_response(date);
-    if stream.set_nonblocking(true).is_ok() {
-        let _ = net::send_all(stream.as_fd(), &response.head, More::Yes);
-        if let Body::Bytes(body) = &response.body {
-            let _ = net::send_all(stream.as_fd(), body, More::No);
-        }
-        let _ = stream.shutdown(Shutdown::Write);
-        // Discard a request that has already arrived, so closing does not reset.
-        let mut scratch = [0u8; 4096];
-        let _ = (&stream).read(&mut scratch);
     }
 }
 

@@ -31,7 +31,7 @@ macro_rules! for_each_mode {
     ($m:ident) => {
         $m! {
             threaded: Threaded,
-            // uring added by the io_uring issue: `uring: Uring,`
+            uring: Uring,
         }
     };
 }
