@@ -2,8 +2,8 @@
 //! descriptor (for waking blocked threads at shutdown).
 
 use std::io;
-use std::ops::Range;
 use std::net::{SocketAddr, TcpListener};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Whether more data follows immediately (lets the kernel merge a head with the file bytes

@@ -15,3 +15,4 @@ mod methods;
 mod modes;
 mod paths;
 mod ranges;
+mod stress;

@@ -113,7 +113,9 @@ impl BufRing {
         // SAFETY: buffer `id` lies inside the mapping; the kernel finished writing it before
         // posting the completion that named it, and will not pick it again until `recycle`
         // hands it back, which needs `&mut self` and so cannot happen while this borrow lives.
-        unsafe { std::slice::from_raw_parts(self.buffers.ptr.as_ptr().add(id * self.buf_size), len) }
+        unsafe {
+            std::slice::from_raw_parts(self.buffers.ptr.as_ptr().add(id * self.buf_size), len)
+        }
     }
 
     /// Hands buffer `id` back to the kernel (visible after the next [`BufRing::publish`]).

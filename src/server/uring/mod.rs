@@ -241,7 +241,6 @@ fn probe() -> Result<(), String> {
         (opcode::PollAdd::CODE, "poll"),
         (opcode::AsyncCancel::CODE, "cancel"),
         (opcode::Close::CODE, "close"),
-        (opcode::Shutdown::CODE, "shutdown"),
     ] {
         if !probe.is_supported(code) {
             return Err(format!("this kernel's io_uring lacks the {name} operation"));

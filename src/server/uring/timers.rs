@@ -16,7 +16,10 @@ use std::time::Instant;
 /// occupant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Key {
-    Conn { slot: u32, generation: u32 },
+    Conn {
+        slot: u32,
+        generation: u32,
+    },
     /// Re-arm accepting on the listener with this index.
     Accept(u32),
 }

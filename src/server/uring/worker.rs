@@ -263,7 +263,10 @@ impl Worker {
             }
         };
         let now = Instant::now();
-        let detail = format!("{flags}, {count} × {} KiB receive buffers", RECV_BUFFER_SIZE / 1024);
+        let detail = format!(
+            "{flags}, {count} × {} KiB receive buffers",
+            RECV_BUFFER_SIZE / 1024
+        );
         let worker = Worker {
             ring,
             bufs: Some(bufs),
@@ -335,7 +338,9 @@ impl Worker {
             bufs.publish();
         }
         self.flush_backlog()?;
-        let wait = self.next_deadline().map(|at| at.saturating_duration_since(Instant::now()));
+        let wait = self
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(Instant::now()));
         let result = match wait {
             Some(left) => {
                 let ts = types::Timespec::from(left.max(Duration::from_micros(1)));
@@ -346,7 +351,11 @@ impl Worker {
         };
         match result {
             Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
             Err(e) => return Err(e),
         }
         self.now = Instant::now();
@@ -498,7 +507,8 @@ impl Worker {
                 self.log_accept_error(index, &e);
             }
             if !cqueue::more(flags) {
-                self.timers.push(self.now + ACCEPT_RETRY, Key::Accept(index));
+                self.timers
+                    .push(self.now + ACCEPT_RETRY, Key::Accept(index));
             }
             return;
         }
@@ -841,7 +851,11 @@ impl Worker {
                             libc::POLLOUT as u32,
                         )
                         .build()
-                        .user_data(token(Kind::Poll, slot, conn.generation));
+                        .user_data(token(
+                            Kind::Poll,
+                            slot,
+                            conn.generation,
+                        ));
                         conn.writing = true;
                         self.push(entry);
                         return Sent::InFlight;
@@ -871,7 +885,10 @@ impl Worker {
                 fields: logged.fields.as_deref(),
                 status: logged.status,
                 body_bytes: logged.body_bytes,
-                micros: self.now.saturating_duration_since(logged.started).as_micros(),
+                micros: self
+                    .now
+                    .saturating_duration_since(logged.started)
+                    .as_micros(),
             };
             accesslog::format_line(&entry, &mut lines);
         }
@@ -887,11 +904,12 @@ impl Worker {
                 until: now + LINGER_FOR,
                 discarded: 0,
             };
-            let entry = opcode::Shutdown::new(types::Fd(conn.stream.as_raw_fd()), libc::SHUT_WR)
-                .build()
-                .flags(squeue::Flags::SKIP_SUCCESS)
-                .user_data(token(Kind::Ignore, slot, conn.generation));
-            self.push(entry);
+            // A plain system call, not a ring operation: io_uring runs `shutdown` on a
+            // worker thread that looks the descriptor up by number when it gets to it, by
+            // which time the connection may be closed and its number reused by another
+            // worker's new connection (measured: a later client got EPIPE). Lingering is
+            // rare; one synchronous call is cheap.
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
             self.arm_timer(slot);
         } else {
             self.finish(slot);
@@ -1083,11 +1101,13 @@ impl Worker {
     }
 
     /// Waits (bounded) until the kernel has finished every operation that may write into
-    /// the receive buffers; if that does not happen, leaks them instead of unmapping memory
+    /// the receive buffers or holds a listening socket; if that does not happen, leaks them instead of unmapping memory
     /// the kernel might still write.
     fn wait_for_outstanding(&mut self) {
         let until = Instant::now() + DRAIN_OPS_FOR;
-        while self.recvs_outstanding > 0 || self.open > 0 {
+        // The accepts hold the listening sockets open until their cancellation completes:
+        // wait for it, so that a stopped server refuses connections at once.
+        while self.recvs_outstanding > 0 || self.accepts_outstanding > 0 || self.open > 0 {
             if Instant::now() >= until {
                 break;
             }
@@ -1218,7 +1238,8 @@ impl MemTail<'_> {
     /// length was promised is an error: the connection must close rather than send less.
     fn read_from(&mut self, file: &File, range: std::ops::Range<u64>) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let len = usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let len =
+            usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
         let buf = self.tail().vec_mut();
         let start = buf.len();
         buf.resize(start + len, 0);
