@@ -662,12 +662,11 @@ impl Worker {
             return;
         };
         match buf.advance(n) {
-            Ok(Progress::Partial) => {}
+            Ok(Progress::Partial) => conn.queued = conn.queued.saturating_sub(n),
             Ok(Progress::Done) => {
+                conn.queued = conn.queued.saturating_sub(n);
                 if let Some(Chunk::Mem(buf)) = conn.out.pop_front() {
-                    conn.queued -= buf.len().min(conn.queued);
-                    let v = buf.into_inner();
-                    give_back(&mut self.pool, v);
+                    give_back(&mut self.pool, buf.into_inner());
                 }
             }
             Err(_) => {
@@ -754,6 +753,8 @@ impl Worker {
                 Sent::Drained => {
                     self.write_logs(slot);
                     let conn = self.conn(slot);
+                    debug_assert_eq!(conn.queued, 0, "output drained, bytes still counted");
+                    conn.queued = 0;
                     conn.active_at = now;
                     if conn.phase == Phase::Ending {
                         self.end(slot);
