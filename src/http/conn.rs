@@ -10,6 +10,7 @@ use super::request::{self, Parsed, Request, Version};
 use super::response::{LogFields, Response};
 use super::serve::{self, Lifecycle, Logging, Site};
 use super::status::Status;
+use crate::fs::cache::FileCache;
 
 /// What the driver must do next for a connection.
 #[derive(Debug)]
@@ -120,6 +121,17 @@ impl Conn {
 
     /// The next step. Call until it returns [`Step::NeedMore`] or [`Step::Close`].
     pub fn poll(&mut self, site: &Site, date: &DateCache, life: Lifecycle) -> Step {
+        self.poll_with(site, None, date, life)
+    }
+
+    /// [`Conn::poll`], serving hot files from a worker's `cache`.
+    pub fn poll_with(
+        &mut self,
+        site: &Site,
+        cache: Option<&mut FileCache>,
+        date: &DateCache,
+        life: Lifecycle,
+    ) -> Step {
         if let State::Done(_) = self.state {
             return Step::Close;
         }
@@ -146,7 +158,7 @@ impl Conn {
                 return Step::NeedMore;
             }
             Ok(Parsed::Complete { request, len }) => {
-                let mut response = serve::respond(site, &request, date, life);
+                let mut response = serve::respond(site, cache, &request, date, life);
                 if site.options().logging == Logging::On {
                     response.log = Some(Box::new(log_fields(&request)));
                 }

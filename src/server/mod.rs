@@ -163,7 +163,8 @@ impl Server {
                             "ringserve: io_uring is unavailable: {}; running the threaded mode",
                             u.reason
                         );
-                        (u.shared.site, u.shared.log)
+                        let uring::Unavailable { shared, .. } = *u;
+                        (shared.site, shared.log)
                     }
                 }
             }

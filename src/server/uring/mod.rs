@@ -81,13 +81,16 @@ pub struct Uring {
 /// Backlog of each listening socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
+/// Each worker's listeners (one per address, in order), and the addresses actually bound.
+pub type Bound = (Vec<Vec<TcpListener>>, Vec<SocketAddr>);
+
 /// Binds one listener per worker for each address: the first bind of an address resolves
 /// port 0, the others reuse the port. An explicit port already taken by anyone (even another
 /// `SO_REUSEPORT` server of the same user) is refused, as a plain bind would be.
 pub fn bind_listeners(
     addrs: &[SocketAddr],
     workers: usize,
-) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), (SocketAddr, io::Error)> {
+) -> Result<Bound, (SocketAddr, io::Error)> {
     let mut per_worker: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(addrs.len());
     for &addr in addrs {
@@ -115,7 +118,10 @@ impl Uring {
         settings: Settings,
     ) -> Result<Uring, StartFailure> {
         if let Err(reason) = probe() {
-            return Err(StartFailure::Unavailable(Unavailable { reason, shared }));
+            return Err(StartFailure::Unavailable(Box::new(Unavailable {
+                reason,
+                shared,
+            })));
         }
         let shared = Arc::new(shared);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -184,10 +190,10 @@ impl Uring {
             let shared = Arc::try_unwrap(this.shared).map_err(|_| {
                 StartFailure::Spawn(io::Error::other("workers still hold the site"))
             })?;
-            return Err(StartFailure::Unavailable(Unavailable {
+            return Err(StartFailure::Unavailable(Box::new(Unavailable {
                 reason: format!("io_uring set-up failed ({reason})"),
                 shared,
-            }));
+            })));
         }
         Ok(this)
     }
@@ -218,7 +224,7 @@ impl Uring {
 /// Why [`Uring::start`] failed.
 #[derive(Debug)]
 pub enum StartFailure {
-    Unavailable(Unavailable),
+    Unavailable(Box<Unavailable>),
     Spawn(io::Error),
 }
 

@@ -20,7 +20,9 @@ use super::bufring::BufRing;
 use super::cursor::{Progress, SendBuf};
 use super::timers::{Key, Timers};
 use super::{LargeFiles, Shared};
+use crate::fs::cache::FileCache;
 use crate::http::response::{After, Body};
+use crate::http::serve::clamped_slice;
 use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Response, Status, Step};
 use crate::server::accesslog;
 use crate::sys::net;
@@ -227,6 +229,7 @@ pub struct Worker {
     date: DateCache,
     now: Instant,
     pool: Vec<Vec<u8>>,
+    cache: FileCache,
     /// SQEs that found the submission queue full even after a submit.
     backlog: VecDeque<squeue::Entry>,
     /// Connections whose recv ended for lack of buffers, re-armed after recycling.
@@ -283,6 +286,7 @@ impl Worker {
             date: DateCache::new(SystemTime::now()),
             now,
             pool: Vec::new(),
+            cache: FileCache::new(),
             backlog: VecDeque::new(),
             rearm: Vec::new(),
             recvs_outstanding: 0,
@@ -360,6 +364,7 @@ impl Worker {
         }
         self.now = Instant::now();
         self.date.update(SystemTime::now());
+        self.cache.set_now(self.now);
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.extend(
             self.ring
@@ -722,7 +727,11 @@ impl Worker {
                     full = true;
                     break;
                 }
-                match conn.http.poll(&self.shared.site, &self.date, life) {
+                let cache = Some(&mut self.cache);
+                match conn
+                    .http
+                    .poll_with(&self.shared.site, cache, &self.date, life)
+                {
                     Step::Respond(response) => {
                         let last = response.after == After::Close;
                         let started = conn.started;
@@ -1179,16 +1188,16 @@ fn queue(
         Body::Empty => {}
         Body::Static(bytes) => mem.extend(bytes),
         Body::Bytes(bytes) => mem.extend(&bytes),
+        Body::Shared { bytes, range } => mem.extend(clamped_slice(&bytes, &range)),
         Body::File { file, range } if range.end - range.start <= COPY_BELOW => {
             mem.read_from(&file, range)?;
         }
-        Body::File { file, range } => mem.file(Rc::new(file), range),
+        Body::File { file, range } => mem.file(file, range),
         Body::Multipart {
             file,
             parts,
             trailer,
         } => {
-            let file = Rc::new(file);
             for part in parts {
                 mem.extend(&part.header);
                 mem.file(Rc::clone(&file), part.range);
@@ -1301,7 +1310,8 @@ fn give_back(pool: &mut Vec<Vec<u8>>, mut buf: Vec<u8>) {
 /// (completions are processed only when this thread enters the kernel, with no interrupts
 /// of the running loop), else `SINGLE_ISSUER`, else none.
 fn build_ring() -> io::Result<(IoUring, &'static str)> {
-    let attempts: [(&str, fn(&mut io_uring::Builder)); 3] = [
+    type Configure = fn(&mut io_uring::Builder);
+    let attempts: [(&str, Configure); 3] = [
         ("SINGLE_ISSUER|DEFER_TASKRUN", |b| {
             b.setup_single_issuer().setup_defer_taskrun();
         }),
