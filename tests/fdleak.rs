@@ -70,7 +70,18 @@ fn churn(mode_fn: fn() -> Mode) {
         assert!(srv.get(path).status < 500);
     }
     let root = std::fs::canonicalize(fixture.root()).expect("canonical root");
-    let (sockets_before, _, all_before) = open_fds(&root);
+    // The warm-up's server sides close asynchronously: wait until the count holds still.
+    let settle_until = Instant::now() + Duration::from_secs(5);
+    let mut baseline = open_fds(&root);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let again = open_fds(&root);
+        if again == baseline || Instant::now() > settle_until {
+            break;
+        }
+        baseline = again;
+    }
+    let (sockets_before, _, all_before) = baseline;
     for i in 0..CONNECTIONS {
         let mut c = srv.conn();
         match i % 5 {
