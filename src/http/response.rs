@@ -114,13 +114,14 @@ pub struct HeadBuilder {
 impl HeadBuilder {
     pub fn new(status: Status, date: &DateCache) -> HeadBuilder {
         let mut buf = Vec::with_capacity(320);
-        // Writes into a Vec cannot fail; `write!` results are ignored for that reason.
-        let _ = write!(
-            buf,
-            "HTTP/1.1 {} {}\r\nServer: {SERVER}\r\nDate: ",
-            status.code(),
-            status.reason()
-        );
+        // Built by hand rather than with `write!`: this runs for every response.
+        buf.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(&mut buf, u64::from(status.code()));
+        buf.push(b' ');
+        buf.extend_from_slice(status.reason().as_bytes());
+        buf.extend_from_slice(b"\r\nServer: ");
+        buf.extend_from_slice(SERVER.as_bytes());
+        buf.extend_from_slice(b"\r\nDate: ");
         buf.extend_from_slice(date.imf());
         buf.extend_from_slice(b"\r\n");
         HeadBuilder { buf }
@@ -165,7 +166,9 @@ impl HeadBuilder {
     }
 
     pub fn content_length(&mut self, len: u64) -> &mut Self {
-        let _ = write!(self.buf, "Content-Length: {len}\r\n");
+        self.buf.extend_from_slice(b"Content-Length: ");
+        push_decimal(&mut self.buf, len);
+        self.buf.extend_from_slice(b"\r\n");
         self
     }
 
@@ -202,6 +205,21 @@ impl HeadBuilder {
 pub enum Confirm {
     Implicit,
     KeepAlive,
+}
+
+/// Appends `n` in decimal.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The small HTML body of an error or redirect response.
@@ -255,6 +273,15 @@ mod tests {
             head.windows(29)
                 .any(|w| w == b"Content-Range: bytes 0-9/100\r")
         );
+    }
+
+    #[test]
+    fn decimals_match_display() {
+        for n in [0, 1, 9, 10, 99, 100, 4096, 1 << 20, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]
