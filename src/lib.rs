@@ -10,8 +10,10 @@ mod config;
 pub mod fs;
 pub mod http;
 mod server;
+pub mod stats;
 mod sys;
 
-pub use config::{AccessLog, Config, DEFAULT_LISTEN, Mode};
+pub use config::{AccessLog, Config, DEFAULT_LISTEN, ListenAddr, Mode};
+pub use http::forwarded::{Cidr, TrustedProxy};
 pub use server::{Handle, Server, StartError, Trigger};
 pub use sys::signal::{Termination, TerminationSignals};

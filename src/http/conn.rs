@@ -219,6 +219,9 @@ fn log_fields(req: &Request<'_>) -> LogFields {
         request_line,
         referer: req.headers.referer.map(<[u8]>::to_vec),
         user_agent: req.headers.user_agent.map(<[u8]>::to_vec),
+        x_forwarded_for: (!req.headers.x_forwarded_for.is_empty())
+            .then(|| req.headers.x_forwarded_for.join(&b", "[..])),
+        x_real_ip: req.headers.x_real_ip.map(<[u8]>::to_vec),
     }
 }
 

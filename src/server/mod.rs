@@ -4,14 +4,16 @@
 //! every byte sent is decided by [`crate::http`].
 
 pub(crate) mod accesslog;
+pub mod listen;
 mod threaded;
 
 use crate::config::{Config, Mode};
 use crate::fs::Root;
 use crate::http::{Logging, Site, SiteOptions};
+use crate::stats::Stats;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,8 @@ pub enum StartError {
     Root { path: PathBuf, source: io::Error },
     /// A listening address could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
+    /// A Unix socket path could not be bound (including: another process listens on it).
+    BindUnix { path: PathBuf, source: io::Error },
     /// The access log file could not be opened.
     AccessLog { path: PathBuf, source: io::Error },
     /// A configuration value is out of range.
@@ -39,6 +43,14 @@ impl fmt::Display for StartError {
             }
             StartError::Bind { addr, source } => {
                 write!(f, "cannot listen on {addr}: {}", plain(source))
+            }
+            StartError::BindUnix { path, source } => {
+                write!(
+                    f,
+                    "cannot listen on unix:{}: {}",
+                    path.display(),
+                    plain(source)
+                )
             }
             StartError::AccessLog { path, source } => {
                 write!(
@@ -59,6 +71,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Root { source, .. }
             | StartError::Bind { source, .. }
+            | StartError::BindUnix { source, .. }
             | StartError::AccessLog { source, .. }
             | StartError::Spawn(source) => Some(source),
             StartError::Invalid(_) => None,
@@ -102,28 +115,35 @@ impl Server {
             path: config.root.clone(),
             source,
         })?;
+        check_probes_shadow_nothing(&config, &root)?;
         let log = config
             .access_log
             .as_ref()
             .map(|target| {
-                accesslog::Sink::open(target).map_err(|source| StartError::AccessLog {
-                    path: target.display_path(),
-                    source,
+                accesslog::Sink::open(target, config.trusted_proxies.clone()).map_err(|source| {
+                    StartError::AccessLog {
+                        path: target.display_path(),
+                        source,
+                    }
                 })
             })
             .transpose()?;
-        let mut listeners = Vec::new();
+        let bound = listen::bind_all(&config.listen_addrs(), config.unix_paths())?;
         let mut addrs = Vec::new();
-        for addr in config.listen_addrs() {
-            let listener =
-                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        for (listener, &addr) in bound.tcp.iter().zip(&config.listen_addrs()) {
             addrs.push(
                 listener
                     .local_addr()
                     .map_err(|source| StartError::Bind { addr, source })?,
             );
-            listeners.push(listener);
         }
+        let unix_paths = config.unix_paths().to_vec();
+        let listeners = bound
+            .tcp
+            .into_iter()
+            .map(listen::Listener::Tcp)
+            .chain(bound.unix.into_iter().map(listen::Listener::Unix))
+            .collect();
         let options = SiteOptions {
             listing: config.listing,
             dotfiles: config.dotfiles,
@@ -135,9 +155,14 @@ impl Server {
                 Logging::Off
             },
         };
-        let site = Site::new(root, options);
+        // The threaded mode has no workers: it counts everything under worker 0.
+        let stats = Arc::new(Stats::new(1));
+        let site = Site::new(root, options)
+            .with_probes(config.probes.clone())
+            .with_stats(Arc::clone(&stats));
         if config.mode == Mode::Uring {
             eprintln!("ringserve: the io_uring mode is not built yet; running the threaded mode");
+            stats.fallback();
         }
         let settings = threaded::Settings {
             header_timeout: config.header_timeout,
@@ -149,10 +174,32 @@ impl Server {
         Ok(Handle {
             driver: Arc::new(driver),
             addrs,
+            unix_paths,
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
         })
     }
+}
+
+/// A health or status path must not hide a file or directory of the site: refused at start.
+fn check_probes_shadow_nothing(config: &Config, root: &Root) -> Result<(), StartError> {
+    let probes = &config.probes;
+    for (flag, path) in [
+        ("--health-path", &probes.health),
+        ("--status-path", &probes.status),
+    ] {
+        let Some(path) = path else { continue };
+        // Dotfiles counted as served: a hidden file is still a file the path would hide.
+        let shadows = crate::fs::resolve(path.as_bytes(), crate::fs::Dotfiles::Served)
+            .is_ok_and(|safe| root.open_entry(&safe).is_ok());
+        if shadows {
+            return Err(StartError::Invalid(format!(
+                "{flag} {path} would hide {} (choose a path that is not in the root)",
+                root.path().join(path.trim_start_matches('/')).display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A running server. Dropping it does not stop the server; call [`Handle::shutdown`] and
@@ -161,19 +208,32 @@ impl Server {
 pub struct Handle {
     driver: Arc<threaded::Threaded>,
     addrs: Vec<SocketAddr>,
+    unix_paths: Vec<PathBuf>,
     mode: Mode,
     grace: Duration,
 }
 
 impl Handle {
-    /// The first listening address, with the real port when port 0 was asked for.
+    /// The first TCP listening address, with the real port when port 0 was asked for.
+    ///
+    /// # Panics
+    ///
+    /// If the server listens on Unix sockets only; use [`Handle::local_addrs`] then.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addrs[0]
+        *self
+            .addrs
+            .first()
+            .expect("local_addr: this server listens on Unix sockets only")
     }
 
-    /// Every listening address, in the order given.
+    /// Every TCP listening address, in the order given (empty when only Unix sockets are).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Every Unix socket path listened on, in the order given.
+    pub fn unix_paths(&self) -> &[PathBuf] {
+        &self.unix_paths
     }
 
     /// The I/O mode actually running (the uring mode may fall back to threaded).

@@ -7,18 +7,26 @@
 //! (header timeout while a head is incomplete or before the first request, idle timeout
 //! between requests). A response that ends the connection is followed by a lingering close.
 //!
-//! Shutdown: a flag, then `shutdown(2)` on the listeners (wakes `accept`) and the read side
-//! of every open connection (wakes idle readers; writes in flight continue). The registry
-//! that makes the second possible holds raw descriptors; an entry is removed under the lock
-//! before its socket is closed, so a descriptor in it is always the socket it names.
+//! Shutdown: a flag, then `shutdown(2)` on the listeners (wakes `accept`; a Unix socket's
+//! file is removed) and the read side of every open connection (wakes idle readers; writes in
+//! flight continue). The registry that makes the second possible holds raw descriptors; an
+//! entry is removed under the lock before its socket is closed, so a descriptor in it is
+//! always the socket it names.
+//!
+//! Counters: this mode has no workers, so every event is counted under worker 0 of the
+//! site's [`crate::stats::Stats`], from whichever thread sees it.
 
 use super::accesslog::{self, Sink};
+use super::listen::{Listener, Stream};
 use crate::http::response::{After, Body};
-use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Response, Site, Status, Step};
+use crate::http::{
+    Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Site, Status, Step,
+};
+use crate::stats::WorkerStats;
 use crate::sys::net::{self, Direction, More};
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -74,7 +82,7 @@ struct Shared {
     site: Site,
     settings: Settings,
     log: Option<Sink>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     draining: AtomicBool,
     registry: Mutex<Registry>,
     /// Signalled when the registry becomes empty.
@@ -97,6 +105,11 @@ impl Shared {
         }
     }
 
+    /// Worker 0's counters (see the module docs).
+    fn stats(&self) -> &WorkerStats {
+        self.site.stats().worker(0)
+    }
+
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // No code panics while holding the lock; recover the data if one ever did.
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
@@ -113,7 +126,7 @@ struct Admission {
 impl Admission {
     /// Registers `stream` unless the server is full or draining. Checked under the registry
     /// lock, which `shutdown` also takes, so no connection slips past a shutdown sweep.
-    fn try_new(shared: &Arc<Shared>, stream: &TcpStream) -> Option<Admission> {
+    fn try_new(shared: &Arc<Shared>, stream: &Stream) -> Option<Admission> {
         let mut reg = shared.registry();
         if shared.draining.load(Ordering::Acquire) || reg.open.len() >= shared.settings.max_conns {
             return None;
@@ -121,6 +134,7 @@ impl Admission {
         let id = reg.next_id;
         reg.next_id += 1;
         reg.open.insert(id, stream.as_raw_fd());
+        shared.stats().opened();
         Some(Admission {
             shared: Arc::clone(shared),
             id,
@@ -130,6 +144,7 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
+        self.shared.stats().closed();
         let mut reg = self.shared.registry();
         reg.open.remove(&self.id);
         if reg.open.is_empty() {
@@ -141,13 +156,13 @@ impl Drop for Admission {
 /// Field order matters: the admission is dropped (deregistered) before the stream closes.
 struct Connection {
     _admission: Admission,
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: Peer,
 }
 
 impl Threaded {
     pub fn start(
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
         site: Site,
         settings: Settings,
         log: Option<Sink>,
@@ -190,7 +205,7 @@ impl Threaded {
         }
         *shared.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         for listener in &shared.listeners {
-            net::shutdown_raw(listener.as_raw_fd(), Direction::Both);
+            listener.stop();
         }
         for &fd in reg.open.values() {
             net::shutdown_raw(fd, Direction::Read);
@@ -243,27 +258,30 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
     let mut last_error_log: Option<Instant> = None;
     loop {
         match listener.accept() {
-            Ok((stream, peer)) => match Admission::try_new(shared, &stream) {
-                Some(admission) => {
-                    let conn = Connection {
-                        _admission: admission,
-                        stream,
-                        peer,
-                    };
-                    let shared_for_thread = Arc::clone(shared);
-                    let spawned = std::thread::Builder::new()
-                        .name("ringserve-conn".into())
-                        .stack_size(STACK_SIZE)
-                        .spawn(move || serve(&shared_for_thread, &conn));
-                    if let Err(e) = spawned {
-                        // The closure (and with it the connection) was dropped: it is closed.
-                        log_accept_error(&mut last_error_log, listener, &e);
-                        std::thread::sleep(ACCEPT_ERROR_PAUSE);
+            Ok((stream, peer)) => {
+                shared.stats().accepted();
+                match Admission::try_new(shared, &stream) {
+                    Some(admission) => {
+                        let conn = Connection {
+                            _admission: admission,
+                            stream,
+                            peer,
+                        };
+                        let shared_for_thread = Arc::clone(shared);
+                        let spawned = std::thread::Builder::new()
+                            .name("ringserve-conn".into())
+                            .stack_size(STACK_SIZE)
+                            .spawn(move || serve(&shared_for_thread, &conn));
+                        if let Err(e) = spawned {
+                            // The closure (and with it the connection) was dropped: it is closed.
+                            log_accept_error(&mut last_error_log, listener, &e);
+                            std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                        }
                     }
+                    None if shared.draining.load(Ordering::Acquire) => drop(stream),
+                    None => reject_busy(stream, &mut date, shared.stats()),
                 }
-                None if shared.draining.load(Ordering::Acquire) => drop(stream),
-                None => reject_busy(stream, &mut date),
-            },
+            }
             Err(_) if shared.draining.load(Ordering::Acquire) => return,
             Err(e) => match e.kind() {
                 // The peer gave up between SYN and accept, or a signal: nothing to report.
@@ -277,24 +295,31 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
     }
 }
 
-fn log_accept_error(last: &mut Option<Instant>, listener: &TcpListener, e: &io::Error) {
+fn log_accept_error(last: &mut Option<Instant>, listener: &Listener, e: &io::Error) {
     if last.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_LOG_EVERY) {
-        let addr = listener
-            .local_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let addr = listener.describe();
         eprintln!("ringserve: accepting on {addr} failed: {e}; retrying");
         *last = Some(Instant::now());
     }
 }
 
 /// Over `--max-conns`: answer 503 without a thread, best effort, and close.
-fn reject_busy(stream: TcpStream, date: &mut DateCache) {
+fn reject_busy(stream: Stream, date: &mut DateCache, stats: &WorkerStats) {
     date.update(SystemTime::now());
     let response = crate::http::serve::busy_response(date);
     if stream.set_nonblocking(true).is_ok() {
-        let _ = net::send_all(stream.as_fd(), &response.head, More::Yes);
-        if let Body::Bytes(body) = &response.body {
-            let _ = net::send_all(stream.as_fd(), body, More::No);
+        let sent =
+            net::send_all(stream.as_fd(), &response.head, More::Yes).and_then(|()| match &response
+                .body
+            {
+                Body::Bytes(body) => net::send_all(stream.as_fd(), body, More::No),
+                _ => Ok(()),
+            });
+        if sent.is_ok() {
+            stats.response(
+                response.status,
+                response.head.len() as u64 + response.body_len(),
+            );
         }
         let _ = stream.shutdown(Shutdown::Write);
         // Discard a request that has already arrived, so closing does not reset.
@@ -307,7 +332,7 @@ fn reject_busy(stream: TcpStream, date: &mut DateCache) {
 fn serve(shared: &Shared, conn_io: &Connection) {
     let stream = &conn_io.stream;
     let settings = shared.settings;
-    let _ = stream.set_nodelay(true);
+    let _ = stream.set_nodelay();
     // A client that stops reading cannot hold the thread longer than an idle client could.
     let _ = stream.set_write_timeout(Some(settings.idle_timeout));
     let mut conn = Conn::new();
@@ -385,6 +410,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                     {
+                        shared.stats().timed_out();
                         if let Some(response) = conn.timed_out(&shared.site, &date)
                             && out.push(stream, response, started, shared, &date).is_ok()
                         {
@@ -404,7 +430,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
 struct Output {
     buf: Vec<u8>,
     pending: Vec<Logged>,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 /// A response waiting for its log line until its bytes are handed to the kernel.
@@ -418,13 +444,14 @@ struct Logged {
 impl Output {
     fn push(
         &mut self,
-        stream: &TcpStream,
+        stream: &Stream,
         response: Response,
         started: Instant,
         shared: &Shared,
         date: &DateCache,
     ) -> io::Result<()> {
         let body_bytes = response.body_len();
+        let head_bytes = response.head.len() as u64;
         self.buf.extend_from_slice(&response.head);
         match response.body {
             Body::Empty => {}
@@ -452,6 +479,11 @@ impl Output {
                 self.buf.extend_from_slice(&trailer);
             }
         }
+        // Counted once its bytes are in the output: a later failed send closes the connection,
+        // and the response is then as lost as one the kernel dropped.
+        shared
+            .stats()
+            .response(response.status, head_bytes + body_bytes);
         if shared.log.is_some() {
             self.pending.push(Logged {
                 fields: response.log,
@@ -466,7 +498,7 @@ impl Output {
         Ok(())
     }
 
-    fn flush(&mut self, stream: &TcpStream, shared: &Shared, date: &DateCache) -> io::Result<()> {
+    fn flush(&mut self, stream: &Stream, shared: &Shared, date: &DateCache) -> io::Result<()> {
         if !self.buf.is_empty() {
             net::send_all(stream.as_fd(), &self.buf, More::No)?;
             self.buf.clear();
@@ -480,7 +512,7 @@ impl Output {
             let mut lines = Vec::with_capacity(200 * self.pending.len());
             for logged in self.pending.drain(..) {
                 let entry = accesslog::Entry {
-                    client: self.peer.ip(),
+                    client: sink.client(self.peer, logged.fields.as_deref()),
                     time: date.now(),
                     fields: logged.fields.as_deref(),
                     status: logged.status,
@@ -514,7 +546,7 @@ fn copy_range(
 }
 
 /// Half-closes, then reads and discards until the client closes or a bound is reached.
-fn linger(stream: &TcpStream) {
+fn linger(stream: &Stream) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }
