@@ -101,6 +101,78 @@ pub(super) fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::Root;
+    use crate::http::request::{self, Parsed};
+    use crate::http::response::After;
+    use crate::http::serve::{self, SiteOptions};
+    use std::time::SystemTime;
+
+    fn answer_to(site: &Site, raw: &[u8], life: Lifecycle) -> (String, Vec<u8>, After) {
+        let date = DateCache::new(SystemTime::now());
+        let Ok(Parsed::Complete { request, .. }) = request::parse(raw, 8192) else {
+            panic!("request did not parse");
+        };
+        let r = serve::respond(site, &request, &date, life);
+        let body = match r.body {
+            Body::Static(b) => b.to_vec(),
+            Body::Bytes(b) => b,
+            Body::Empty => Vec::new(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        (String::from_utf8(r.head).unwrap(), body, r.after)
+    }
+
+    #[test]
+    fn health_is_503_and_closes_while_draining() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(Root::open(dir.path()).unwrap(), SiteOptions::default()).with_probes(
+            Probes {
+                health: Some("/healthz".into()),
+                status: Some("/status".into()),
+            },
+        );
+        let get = b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+        let (head, body, after) = answer_to(&site, get, Lifecycle::Serving);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!((body.as_slice(), after), (&b"ok\n"[..], After::KeepAlive));
+        let (head, body, after) = answer_to(&site, get, Lifecycle::Draining);
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nCache-Control: no-store\r\n"), "{head}");
+        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+        assert_eq!((body.as_slice(), after), (&b"draining\n"[..], After::Close));
+        // HEAD: the GET head, no body.
+        let (head, body, _) = answer_to(
+            &site,
+            b"HEAD /healthz HTTP/1.1\r\nHost: h\r\n\r\n",
+            Lifecycle::Serving,
+        );
+        assert!(head.contains("\r\nContent-Length: 3\r\n"), "{head}");
+        assert!(body.is_empty());
+        // Other methods are treated as for any path.
+        let (head, _, _) = answer_to(
+            &site,
+            b"POST /status HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+            Lifecycle::Serving,
+        );
+        assert!(head.starts_with("HTTP/1.1 405 "), "{head}");
+        let (head, body, _) = answer_to(
+            &site,
+            b"GET /status HTTP/1.1\r\nHost: h\r\n\r\n",
+            Lifecycle::Serving,
+        );
+        assert!(
+            head.contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            "{head}"
+        );
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains("ringserve_requests_total")
+        );
+    }
 
     #[test]
     fn probe_paths_are_checked() {

@@ -14,4 +14,5 @@ mod limits;
 mod methods;
 mod modes;
 mod paths;
+mod proxy;
 mod ranges;
