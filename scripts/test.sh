@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
-# serving the demo site. Stops at the first failing step.
+# serving the demo site, the embedding example, and a real nginx in front of three origins
+# (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
 set -euo pipefail
 
 usage() {
@@ -118,5 +119,8 @@ wait "$server_pid" || {
     exit 1
 }
 server_pid=
+
+step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
+scripts/proxy/test.sh
 
 step "all checks passed"
