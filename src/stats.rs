@@ -213,6 +213,14 @@ impl Stats {
         self.workers.len()
     }
 
+    /// Responses sent so far, all workers and status classes together.
+    pub fn responses(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.by_class.iter().map(|c| c.load(Relaxed)).sum::<u64>())
+            .sum()
+    }
+
     /// The io_uring mode fell back to the threaded mode.
     pub fn fallback(&self) {
         self.fallbacks.fetch_add(1, Relaxed);
@@ -304,6 +312,7 @@ mod tests {
         w1.cache_hit();
         w0.cache_miss();
         stats.fallback();
+        assert_eq!(stats.responses(), 5);
         let text = render(&stats);
         for line in [
             "# TYPE ringserve_requests_total counter",

@@ -95,7 +95,7 @@ fn plain(e: &io::Error) -> String {
 
 /// The entry point: [`Server::bind`] validates, binds and starts serving.
 ///
-/// ```no_run
+/// ```
 /// use ringserve::{Config, Server};
 /// let handle = Server::bind(Config::new("www").listen("127.0.0.1:0".parse()?))?;
 /// println!("serving on http://{}/", handle.local_addr());
@@ -229,6 +229,12 @@ impl Handle {
     /// Every TCP listening address, in the order given (empty when only Unix sockets are).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The server's counters (what `--status-path` renders), e.g. to watch
+    /// [`Stats::responses`] from the embedding program.
+    pub fn stats(&self) -> &Arc<Stats> {
+        self.driver.site().stats()
     }
 
     /// Every Unix socket path listened on, in the order given.
