@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts N ringserve origins and an nginx in front of them on loopback, prints the URLs, and
-# runs until Ctrl-C (or, with a command after --, runs it with PROXY_URL set and stops).
+# runs until Ctrl-C (or, with a command after --, runs it with PROXY_URL and PROXY_ORIGINS —
+# the origins' addresses, space-separated — in its environment, then stops everything).
 #
 #   scripts/proxy/run.sh [--instances N] [--root DIR] [--keep] [-- COMMAND...]
 #
@@ -50,7 +51,7 @@ proxy_start_nginx "${weights[@]}"
 echo "nginx: $PROXY_URL/ (pid $PROXY_NGINX_PID, config $PROXY_TMP/nginx.conf)"
 
 if [[ ${#cmd[@]} -gt 0 ]]; then
-    PROXY_URL=$PROXY_URL "${cmd[@]}"
+    PROXY_URL=$PROXY_URL PROXY_ORIGINS="${PROXY_ORIGIN_ADDRS[*]}" "${cmd[@]}"
 else
     echo "Ctrl-C stops everything."
     while kill -0 "$PROXY_NGINX_PID" 2>/dev/null; do
