@@ -108,6 +108,7 @@ pub struct Config {
     pub(crate) shutdown_grace: Duration,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) probes: Probes,
+    pub(crate) drain_delay: Duration,
 }
 
 impl Config {
@@ -132,6 +133,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             trusted_proxies: TrustedProxies::default(),
             probes: Probes::default(),
+            drain_delay: Duration::ZERO,
         }
     }
 
@@ -243,6 +245,14 @@ impl Config {
     /// How long a graceful shutdown waits for responses in flight.
     pub fn shutdown_grace(mut self, t: Duration) -> Config {
         self.shutdown_grace = t;
+        self
+    }
+
+    /// On shutdown, keep accepting for this long while the health path answers 503 and every
+    /// response closes its connection, so a proxy's health check takes this instance out of
+    /// rotation before it stops listening; then shut down as usual. Default: zero.
+    pub fn drain_delay(mut self, t: Duration) -> Config {
+        self.drain_delay = t;
         self
     }
 

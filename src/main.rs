@@ -36,6 +36,11 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     status_path: Option<String>,
 
+    /// Seconds to keep accepting after SIGTERM while the health path answers 503, before
+    /// stopping (lets a proxy's health check drain this instance first).
+    #[arg(long, value_name = "S", default_value_t = 0.0, value_parser = seconds_or_zero)]
+    drain_delay: f64,
+
     /// I/O mode.
     #[arg(long, value_enum, default_value_t = CliMode::Uring)]
     mode: CliMode,
@@ -97,6 +102,15 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+fn seconds_or_zero(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=3_600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
 impl Cli {
     fn into_config(self) -> Config {
         let mut config = Config::new(self.dir)
@@ -108,7 +122,8 @@ impl Cli {
             .idle_timeout(Duration::from_secs_f64(self.idle_timeout))
             .max_conns(self.max_conns as usize)
             .max_head(self.max_head as usize)
-            .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace));
+            .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace))
+            .drain_delay(Duration::from_secs_f64(self.drain_delay));
         for addr in self.listen {
             config = config.listen_addr(addr);
         }

@@ -446,3 +446,36 @@ fn unix_socket_serves_probes_and_is_removed_on_sigterm() {
     assert_eq!(child.wait().code(), Some(0));
     assert!(!sock.exists(), "socket file left behind after SIGTERM");
 }
+
+#[test]
+fn drain_delay_keeps_serving_with_health_503_after_sigterm() {
+    let (_dir, root) = site_with_index("<p>draining</p>\n");
+    let mut child = Child::spawn(
+        ringserve()
+            .args(["--listen", "127.0.0.1:0", "--mode", "threaded"])
+            .args(["--health-path", "/healthz", "--drain-delay", "1"])
+            .arg(&root),
+    );
+    let addr = parse_startup(&child.startup_line(), &root);
+    assert!(http_get(addr, "/healthz").starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    thread::sleep(Duration::from_millis(200));
+    let health = http_get(addr, "/healthz");
+    assert!(
+        health.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
+        "{health:?}"
+    );
+    let page = http_get(addr, "/");
+    assert!(page.starts_with(b"HTTP/1.1 200 OK\r\n"), "{page:?}");
+    assert!(page.ends_with(b"<p>draining</p>\n"), "{page:?}");
+    assert_eq!(child.wait().code(), Some(0));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_usage_error(&["--drain-delay", "-1", root.to_str().unwrap()]);
+    assert_usage_error(&["--drain-delay", "soon", root.to_str().unwrap()]);
+}

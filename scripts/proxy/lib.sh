@@ -69,7 +69,7 @@ proxy_start_origin() {
         --access-log "$PROXY_TMP/origin$i.log" \
         --trusted-proxy 127.0.0.1/32 --trusted-proxy unix: \
         --health-path /-/health --status-path /-/status \
-        --shutdown-grace 2 2>"$err" &
+        --drain-delay 1 --shutdown-grace 2 2>"$err" &
     PROXY_ORIGIN_PIDS[i]=$!
     local line= n
     for ((n = 0; n < 50; n++)); do

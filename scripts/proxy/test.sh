@@ -14,7 +14,9 @@
 #     client on 127.0.0.1 — itself inside the trusted block, hence treated as one more proxy
 #     hop — is logged as the address it forwards (198.51.100.23);
 #  4. health and status answer through the proxy;
-#  5. for a TCP origin and for the Unix-socket origin: SIGKILL it, then 200 sequential GETs all
+#  5. a graceful stop (SIGTERM with --drain-delay 1): the origin's health says 503 while it
+#     still accepts, and 100 sequential GETs through nginx meanwhile are all 200;
+#  6. for a TCP origin and for the Unix-socket origin: SIGKILL it, then 200 sequential GETs all
 #     succeed (nginx retries on the next origin and marks the dead one failed), then restart it
 #     on the same address (the Unix one over its stale socket file) and see it serve again once
 #     fail_timeout has passed.
@@ -111,7 +113,7 @@ else
     fail "status through nginx has no 2xx count: ${status:0:200}"
 fi
 
-# --- 5. failover and recovery ----------------------------------------------------------------
+# --- 5/6. graceful stop, failover and recovery -----------------------------------------------
 lines() { wc -l <"$PROXY_TMP/origin$1.log" 2>/dev/null || echo 0; }
 
 # requests N: N sequential GETs through nginx in one curl (one client keep-alive connection);
@@ -171,6 +173,20 @@ failover() {
         pass "restarted origin $i ($addr) serves through nginx again (after $((round + 1)) rounds)" ||
         fail "restarted origin $i ($addr) received no request within 10 s"
 }
+graceful_stop() {
+    local i=$1 addr=${PROXY_ORIGIN_ADDRS[$1]} code bad
+    kill -TERM "${PROXY_ORIGIN_PIDS[i]}"
+    sleep 0.2
+    code=$("${CURL[@]}" --output /dev/null --write-out '%{http_code}' "http://$addr/-/health" || true)
+    [[ $code == 503 ]] && pass "origin $i ($addr) after SIGTERM, during its drain delay: health 503" ||
+        fail "origin $i ($addr) after SIGTERM: health $code, expected 503"
+    bad=$(requests 100)
+    [[ $bad == 0 ]] && pass "origin $i stopping gracefully: 100 sequential GETs, all 200" ||
+        fail "origin $i stopping gracefully: $bad of 100 GETs were not 200"
+    proxy_kill_origin "$i" TERM
+    proxy_start_origin "$i" "$addr"
+}
+graceful_stop 0
 failover 1
 failover 2
 

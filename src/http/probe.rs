@@ -78,7 +78,7 @@ pub(super) fn answer(
     let (status, content_type, body) = if is(&probes.health) {
         match life {
             Lifecycle::Serving => (Status::Ok, TEXT, Body::Static(b"ok\n")),
-            Lifecycle::Draining => (
+            Lifecycle::Announcing | Lifecycle::Draining => (
                 Status::ServiceUnavailable,
                 TEXT,
                 Body::Static(b"draining\n"),
@@ -135,14 +135,16 @@ mod tests {
         let (head, body, after) = answer_to(&site, get, Lifecycle::Serving);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
         assert_eq!((body.as_slice(), after), (&b"ok\n"[..], After::KeepAlive));
-        let (head, body, after) = answer_to(&site, get, Lifecycle::Draining);
-        assert!(
-            head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
-            "{head}"
-        );
-        assert!(head.contains("\r\nCache-Control: no-store\r\n"), "{head}");
-        assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
-        assert_eq!((body.as_slice(), after), (&b"draining\n"[..], After::Close));
+        for life in [Lifecycle::Announcing, Lifecycle::Draining] {
+            let (head, body, after) = answer_to(&site, get, life);
+            assert!(
+                head.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+                "{head}"
+            );
+            assert!(head.contains("\r\nCache-Control: no-store\r\n"), "{head}");
+            assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+            assert_eq!((body.as_slice(), after), (&b"draining\n"[..], After::Close));
+        }
         // HEAD: the GET head, no body.
         let (head, body, _) = answer_to(
             &site,

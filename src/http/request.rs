@@ -305,7 +305,6 @@ fn typed_headers<'a>(
             }
             10 if name.eq_ignore_ascii_case(b"user-agent") => h.user_agent = Some(value),
             13 if name.eq_ignore_ascii_case(b"if-none-match") => h.if_none_match.push(value),
-            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for.push(value),
             14 if name.eq_ignore_ascii_case(b"content-length") => {
                 let n = parse_content_length(value)?;
                 if content_length.is_some_and(|prev| prev != n) {
@@ -313,6 +312,7 @@ fn typed_headers<'a>(
                 }
                 content_length = Some(n);
             }
+            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for.push(value),
             17 if name.eq_ignore_ascii_case(b"if-modified-since") => {
                 h.if_modified_since = Some(value);
             }

@@ -46,6 +46,11 @@ pub enum Logging {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
     Serving,
+    /// A shutdown is coming (the drain delay): new connections are still accepted and their
+    /// first request awaited, but the health path answers 503 and every response closes its
+    /// connection, so a proxy moves away before the listeners stop.
+    Announcing,
+    /// The listeners are stopped: responses close their connection, idle connections close.
     Draining,
 }
 

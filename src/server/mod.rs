@@ -168,6 +168,7 @@ impl Server {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             max_conns: config.max_conns,
+            drain_delay: config.drain_delay,
         };
         let driver =
             threaded::Threaded::start(listeners, site, settings, log).map_err(StartError::Spawn)?;
@@ -252,8 +253,10 @@ impl Handle {
         self.driver.site().root().path()
     }
 
-    /// Starts a graceful shutdown: stop accepting, let responses in flight finish, close
-    /// idle connections. Returns at once; [`Handle::join`] waits for the end.
+    /// Starts a graceful shutdown: for the drain delay ([`Config::drain_delay`], default
+    /// none) the health path answers 503 and responses close their connections while new
+    /// connections are still accepted; then stop accepting, let responses in flight finish,
+    /// close idle connections. Returns at once; [`Handle::join`] waits for the end.
     pub fn shutdown(&self) {
         self.driver.shutdown();
     }

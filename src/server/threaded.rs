@@ -7,7 +7,11 @@
 //! (header timeout while a head is incomplete or before the first request, idle timeout
 //! between requests). A response that ends the connection is followed by a lingering close.
 //!
-//! Shutdown: a flag, then `shutdown(2)` on the listeners (wakes `accept`; a Unix socket's
+//! Shutdown, with a drain delay configured: first an *announcing* phase of that length, in
+//! which the core sees [`Lifecycle::Announcing`] (the health path answers 503, responses close
+//! their connections) while new connections are still accepted, so a proxy's health check
+//! takes the instance out of rotation before it stops listening. Then (at once without a
+//! delay) a flag, and `shutdown(2)` on the listeners (wakes `accept`; a Unix socket's
 //! file is removed) and the read side of every open connection (wakes idle readers; writes in
 //! flight continue). The registry that makes the second possible holds raw descriptors; an
 //! entry is removed under the lock before its socket is closed, so a descriptor in it is
@@ -68,6 +72,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_conns: usize,
+    /// How long to announce the shutdown (health 503) before the listeners stop.
+    pub drain_delay: Duration,
 }
 
 /// The running threaded server.
@@ -83,6 +89,9 @@ struct Shared {
     settings: Settings,
     log: Option<Sink>,
     listeners: Vec<Listener>,
+    /// A shutdown was asked for: the core drains, new connections are still accepted.
+    announcing: AtomicBool,
+    /// The listeners are stopped: no new connections.
     draining: AtomicBool,
     registry: Mutex<Registry>,
     /// Signalled when the registry becomes empty.
@@ -100,8 +109,25 @@ impl Shared {
     fn lifecycle(&self) -> Lifecycle {
         if self.draining.load(Ordering::Acquire) {
             Lifecycle::Draining
+        } else if self.announcing.load(Ordering::Acquire) {
+            Lifecycle::Announcing
         } else {
             Lifecycle::Serving
+        }
+    }
+
+    /// Stops accepting and wakes idle connections (idempotent).
+    fn stop(&self) {
+        let reg = self.registry();
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        *self.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        for listener in &self.listeners {
+            listener.stop();
+        }
+        for &fd in reg.open.values() {
+            net::shutdown_raw(fd, Direction::Read);
         }
     }
 
@@ -173,6 +199,7 @@ impl Threaded {
             settings,
             log,
             listeners,
+            announcing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             emptied: Condvar::new(),
@@ -196,19 +223,28 @@ impl Threaded {
         &self.shared.site
     }
 
-    /// Idempotent. See the module docs for what it wakes.
+    /// Idempotent. Announces the shutdown for the drain delay, then stops (see the module
+    /// docs for what that wakes).
     pub fn shutdown(&self) {
         let shared = &self.shared;
-        let reg = shared.registry();
-        if shared.draining.swap(true, Ordering::AcqRel) {
+        let delay = shared.settings.drain_delay;
+        if shared.announcing.swap(true, Ordering::AcqRel) {
             return;
         }
-        *shared.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        for listener in &shared.listeners {
-            listener.stop();
+        if delay.is_zero() {
+            shared.stop();
+            return;
         }
-        for &fd in reg.open.values() {
-            net::shutdown_raw(fd, Direction::Read);
+        let later = Arc::clone(shared);
+        let timer = std::thread::Builder::new()
+            .name("ringserve-drain".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                later.stop();
+            });
+        if timer.is_err() {
+            // No thread for the delay: stop now rather than never.
+            shared.stop();
         }
     }
 

@@ -50,6 +50,11 @@ fn log_lines_with(path: &Path, needles: &[&str]) -> Vec<String> {
     }
 }
 
+/// A GET that keeps the connection open.
+fn request_keep_alive(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
 fn logged(dir: &Path) -> (PathBuf, impl FnOnce(Config) -> Config) {
     let path = dir.join("access.log");
     let log = path.clone();
@@ -177,6 +182,39 @@ each_mode! {
         assert_eq!(srv.get("/-/health/x").status, 404);
         // Off unless configured.
         assert_eq!(ctx.start().get("/-/health").status, 404);
+    }
+
+    fn health_is_503_during_the_drain_delay_while_connections_are_still_accepted(ctx) {
+        let mut srv = ctx.start_with(|c| {
+            c.health_path("/-/health").drain_delay(Duration::from_millis(1500))
+        });
+        let mut kept = srv.conn();
+        kept.send(request_keep_alive("/-/health").as_bytes());
+        assert_eq!(kept.read_response(false).status, 200);
+        let asked = Instant::now();
+        srv.shutdown();
+        // New connections are accepted and served, but say they close; health says 503.
+        let health = srv.get("/-/health");
+        assert_eq!(health.status, 503);
+        assert_eq!(health.body, b"draining\n");
+        assert!(health.closes());
+        let file = srv.get_with("/index.html", &[]);
+        assert_eq!(file.status, 200);
+        assert_eq!(file.body, INDEX_HTML.as_bytes());
+        // A keep-alive connection from before gets its answer and is closed after it.
+        kept.send(request_keep_alive("/index.html").as_bytes());
+        let r = kept.read_response(false);
+        assert_eq!(r.status, 200);
+        assert!(r.closes());
+        kept.assert_closed();
+        let addr = srv.addr;
+        assert!(srv.join_within(Duration::from_secs(10)));
+        assert!(
+            asked.elapsed() >= Duration::from_millis(1400),
+            "stopped before the drain delay: {:?}",
+            asked.elapsed()
+        );
+        assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
     }
 
     fn status_path_reports_counters_in_prometheus_format(ctx) {
