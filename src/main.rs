@@ -169,17 +169,12 @@ fn main() -> ExitCode {
         }
     };
     let config = Cli::parse().into_config();
-    let workers = config.worker_count();
     let handle = match Server::bind(config) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("ringserve: error: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
-    };
-    let detail = match handle.mode() {
-        Mode::Uring => format!("{workers} workers"),
-        Mode::Threaded => "one thread per connection".to_string(),
     };
     let mut places: Vec<String> = handle
         .local_addrs()
@@ -193,10 +188,11 @@ fn main() -> ExitCode {
             .map(|p| format!("unix:{}", p.display())),
     );
     eprintln!(
-        "ringserve: serving {} at {} (mode {}, {detail})",
+        "ringserve: serving {} at {} (mode {}, {})",
         handle.root_path().display(),
         places[0],
-        handle.mode()
+        handle.mode(),
+        handle.detail()
     );
     for extra in &places[1..] {
         eprintln!("ringserve: also listening at {extra}");

@@ -159,13 +159,19 @@ fn assert_usage_error(args: &[&str]) {
 
 #[test]
 fn serves_then_exits_cleanly_on_sigterm() {
+    for mode in ["threaded", "uring"] {
+        serve_then_sigterm(mode);
+    }
+}
+
+fn serve_then_sigterm(mode: &str) {
     let (_dir, root) = site_with_index("<p>cli test</p>\n");
     let mut child = Child::spawn(
         ringserve()
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--mode")
-            .arg("threaded")
+            .arg(mode)
             .arg(&root),
     );
     let addr = parse_startup(&child.startup_line(), &root);
@@ -182,6 +188,100 @@ fn serves_then_exits_cleanly_on_sigterm() {
     assert!(killed.success());
     let status = child.wait();
     assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}");
+}
+
+/// A seccomp filter that makes `io_uring_setup` fail with EPERM, as a container runtime's
+/// default profile does; installed in the child between fork and exec.
+#[cfg(target_arch = "x86_64")]
+fn forbid_io_uring(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let filter = [
+        // A = seccomp_data.arch; anything but x86_64 is allowed untouched.
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 4,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 3,
+            k: AUDIT_ARCH_X86_64,
+        },
+        // A = seccomp_data.nr; io_uring_setup → EPERM, everything else allowed.
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x0005_0000 | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        },
+    ];
+    // SAFETY: the closure runs in the forked child before exec and only makes two prctl
+    // calls on memory (`filter`, `prog`) that is live for their duration.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &raw const prog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn forbidden_io_uring_falls_back_to_threaded_with_one_line() {
+    let (_dir, root) = site_with_index("<p>fallback</p>\n");
+    let mut cmd = ringserve();
+    cmd.args(["--listen", "127.0.0.1:0"]).arg(&root);
+    forbid_io_uring(&mut cmd);
+    let child = Child::spawn(&mut cmd);
+    let first = child
+        .stderr
+        .recv_timeout(TIMEOUT)
+        .expect("a line on stderr");
+    // The reason names EPERM (and kernel.io_uring_disabled when that is what is set).
+    assert!(
+        first.starts_with("ringserve: io_uring is unavailable: ")
+            && first.contains("(EPERM")
+            && first.ends_with("; running the threaded mode"),
+        "{first}"
+    );
+    let startup = child.startup_line();
+    assert!(startup.contains("(mode threaded, "), "{startup}");
+    let addr = parse_startup(&startup, &root);
+    let reply = http_get(addr, "/");
+    assert!(reply.ends_with(b"<p>fallback</p>\n"), "{reply:?}");
 }
 
 #[test]

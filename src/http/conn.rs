@@ -93,6 +93,22 @@ impl Conn {
         self.start < self.buf.len()
     }
 
+    /// Bytes received and not yet answered (a driver pauses reading when this grows while
+    /// its output is blocked).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Frees the read buffer if nothing is buffered, so an idle connection holds no memory
+    /// for input (the io_uring driver calls this when a connection goes idle).
+    pub fn release_idle_buffer(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.scanned = 0;
+        }
+    }
+
     /// How to close once [`Conn::poll`] has said [`Step::Close`] or handed out a response
     /// that ends the connection (`Immediate` while the connection is still open).
     pub fn closing(&self) -> Closing {

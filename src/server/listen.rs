@@ -249,6 +249,12 @@ pub enum Stream {
     Unix(UnixStream),
 }
 
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Stream {
+        Stream::Tcp(s)
+    }
+}
+
 impl Stream {
     /// `TCP_NODELAY` on TCP; Unix sockets have no Nagle delay to turn off.
     pub fn set_nodelay(&self) -> io::Result<()> {

@@ -6,16 +6,20 @@
 pub(crate) mod accesslog;
 pub mod listen;
 mod threaded;
+mod uring;
 
 use crate::config::{Config, Mode};
 use crate::fs::Root;
 use crate::http::{Logging, Site, SiteOptions};
-use crate::stats::Stats;
+use crate::stats::{Stats, WorkerStats};
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::io::Read;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 /// Why a server could not start. Each variant displays as one line fit for a terminal.
@@ -128,22 +132,6 @@ impl Server {
                 })
             })
             .transpose()?;
-        let bound = listen::bind_all(&config.listen_addrs(), config.unix_paths())?;
-        let mut addrs = Vec::new();
-        for (listener, &addr) in bound.tcp.iter().zip(&config.listen_addrs()) {
-            addrs.push(
-                listener
-                    .local_addr()
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            );
-        }
-        let unix_paths = config.unix_paths().to_vec();
-        let listeners = bound
-            .tcp
-            .into_iter()
-            .map(listen::Listener::Tcp)
-            .chain(bound.unix.into_iter().map(listen::Listener::Unix))
-            .collect();
         let options = SiteOptions {
             listing: config.listing,
             dotfiles: config.dotfiles,
@@ -155,15 +143,83 @@ impl Server {
                 Logging::Off
             },
         };
-        // The threaded mode has no workers: it counts everything under worker 0.
-        let stats = Arc::new(Stats::new(1));
+        // One block of counters per uring worker; the threaded mode counts under worker 0.
+        let stats = Arc::new(Stats::new(match config.mode {
+            Mode::Uring => config.workers,
+            Mode::Threaded => 1,
+        }));
         let site = Site::new(root, options)
             .with_probes(config.probes.clone())
             .with_stats(Arc::clone(&stats));
-        if config.mode == Mode::Uring {
-            eprintln!("ringserve: the io_uring mode is not built yet; running the threaded mode");
-            stats.fallback();
+        let addrs = config.listen_addrs();
+        let unix_paths = config.unix_paths().to_vec();
+        let (site, log) = match (config.mode, unix_paths.is_empty()) {
+            (Mode::Threaded, _) => (site, log),
+            (Mode::Uring, false) => {
+                eprintln!(
+                    "ringserve: the io_uring mode does not serve Unix sockets yet; running the \
+                     threaded mode"
+                );
+                stats.fallback();
+                (site, log)
+            }
+            (Mode::Uring, true) => {
+                let (listeners, bound) = uring::bind_listeners(&addrs, config.workers)
+                    .map_err(|(addr, source)| StartError::Bind { addr, source })?;
+                let shared = uring::Shared {
+                    site,
+                    log,
+                    announcing: AtomicBool::new(false),
+                    draining: AtomicBool::new(false),
+                    active: AtomicUsize::new(0),
+                };
+                let settings = uring::Settings {
+                    header_timeout: config.header_timeout,
+                    idle_timeout: config.idle_timeout,
+                    max_conns: config.max_conns,
+                    grace: config.shutdown_grace,
+                    drain_delay: config.drain_delay,
+                    large_files: uring::LargeFiles::from_env(),
+                };
+                match uring::Uring::start(listeners, shared, settings) {
+                    Ok(driver) => {
+                        return Ok(Handle {
+                            detail: format!("{} workers, {}", config.workers, driver.detail),
+                            driver: Arc::new(Driver::Uring(driver)),
+                            addrs: bound,
+                            unix_paths,
+                            mode: Mode::Uring,
+                            grace: config.shutdown_grace,
+                        });
+                    }
+                    Err(uring::StartFailure::Spawn(e)) => return Err(StartError::Spawn(e)),
+                    Err(uring::StartFailure::Unavailable(u)) => {
+                        eprintln!(
+                            "ringserve: io_uring is unavailable: {}; running the threaded mode",
+                            u.reason
+                        );
+                        stats.fallback();
+                        let shared = u.shared;
+                        (shared.site, shared.log)
+                    }
+                }
+            }
+        };
+        let bound = listen::bind_all(&addrs, &unix_paths)?;
+        let mut local = Vec::new();
+        for (listener, &addr) in bound.tcp.iter().zip(&addrs) {
+            local.push(
+                listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            );
         }
+        let listeners = bound
+            .tcp
+            .into_iter()
+            .map(listen::Listener::Tcp)
+            .chain(bound.unix.into_iter().map(listen::Listener::Unix))
+            .collect();
         let settings = threaded::Settings {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
@@ -173,11 +229,12 @@ impl Server {
         let driver =
             threaded::Threaded::start(listeners, site, settings, log).map_err(StartError::Spawn)?;
         Ok(Handle {
-            driver: Arc::new(driver),
-            addrs,
+            driver: Arc::new(Driver::Threaded(driver)),
+            addrs: local,
             unix_paths,
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
+            detail: "one thread per connection".into(),
         })
     }
 }
@@ -203,15 +260,77 @@ fn check_probes_shadow_nothing(config: &Config, root: &Root) -> Result<(), Start
     Ok(())
 }
 
+/// The I/O driver behind a [`Handle`].
+#[derive(Debug)]
+enum Driver {
+    Threaded(threaded::Threaded),
+    Uring(uring::Uring),
+}
+
+impl Driver {
+    fn site(&self) -> &Site {
+        match self {
+            Driver::Threaded(d) => d.site(),
+            Driver::Uring(d) => d.site(),
+        }
+    }
+
+    fn shutdown(&self) {
+        match self {
+            Driver::Threaded(d) => d.shutdown(),
+            Driver::Uring(d) => d.shutdown(),
+        }
+    }
+
+    fn join(&self, grace: Duration) {
+        match self {
+            Driver::Threaded(d) => d.join(grace),
+            Driver::Uring(d) => d.join(),
+        }
+    }
+}
+
+/// Over `--max-conns`: answer 503, best effort and without blocking, and close. Counted in
+/// `stats` when the bytes were handed to the kernel.
+pub(crate) fn reject_busy(
+    stream: impl Into<listen::Stream>,
+    date: &crate::http::DateCache,
+    stats: &WorkerStats,
+) {
+    use crate::sys::net::{self, More};
+    let stream = stream.into();
+    let response = crate::http::serve::busy_response(date);
+    if stream.set_nonblocking(true).is_ok() {
+        let sent =
+            net::send_all(stream.as_fd(), &response.head, More::Yes).and_then(|()| match &response
+                .body
+            {
+                crate::http::Body::Bytes(body) => net::send_all(stream.as_fd(), body, More::No),
+                _ => Ok(()),
+            });
+        if sent.is_ok() {
+            stats.response(
+                response.status,
+                response.head.len() as u64 + response.body_len(),
+            );
+        }
+        let _ = stream.shutdown(Shutdown::Write);
+        // Discard a request that has already arrived, so closing does not reset.
+        let mut scratch = [0u8; 4096];
+        let _ = (&stream).read(&mut scratch);
+    }
+}
+
 /// A running server. Dropping it does not stop the server; call [`Handle::shutdown`] and
 /// [`Handle::join`].
 #[derive(Debug)]
 pub struct Handle {
-    driver: Arc<threaded::Threaded>,
+    driver: Arc<Driver>,
     addrs: Vec<SocketAddr>,
     unix_paths: Vec<PathBuf>,
     mode: Mode,
     grace: Duration,
+    detail: String,
 }
 
 impl Handle {
@@ -248,6 +367,12 @@ impl Handle {
         self.mode
     }
 
+    /// How the running mode is set up, in a few words (for the start-up line): worker
+    /// count and ring flags for the uring mode.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// The site being served (its root and options).
     pub fn root_path(&self) -> &std::path::Path {
         self.driver.site().root().path()
@@ -278,7 +403,7 @@ impl Handle {
 /// Starts a graceful shutdown from any thread.
 #[derive(Clone, Debug)]
 pub struct Trigger {
-    driver: Arc<threaded::Threaded>,
+    driver: Arc<Driver>,
 }
 
 impl Trigger {

@@ -315,7 +315,10 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
                         }
                     }
                     None if shared.draining.load(Ordering::Acquire) => drop(stream),
-                    None => reject_busy(stream, &mut date, shared.stats()),
+                    None => {
+                        date.update(SystemTime::now());
+                        super::reject_busy(stream, &date, shared.stats());
+                    }
                 }
             }
             Err(_) if shared.draining.load(Ordering::Acquire) => return,
@@ -336,31 +339,6 @@ fn log_accept_error(last: &mut Option<Instant>, listener: &Listener, e: &io::Err
         let addr = listener.describe();
         eprintln!("ringserve: accepting on {addr} failed: {e}; retrying");
         *last = Some(Instant::now());
-    }
-}
-
-/// Over `--max-conns`: answer 503 without a thread, best effort, and close.
-fn reject_busy(stream: Stream, date: &mut DateCache, stats: &WorkerStats) {
-    date.update(SystemTime::now());
-    let response = crate::http::serve::busy_response(date);
-    if stream.set_nonblocking(true).is_ok() {
-        let sent =
-            net::send_all(stream.as_fd(), &response.head, More::Yes).and_then(|()| match &response
-                .body
-            {
-                Body::Bytes(body) => net::send_all(stream.as_fd(), body, More::No),
-                _ => Ok(()),
-            });
-        if sent.is_ok() {
-            stats.response(
-                response.status,
-                response.head.len() as u64 + response.body_len(),
-            );
-        }
-        let _ = stream.shutdown(Shutdown::Write);
-        // Discard a request that has already arrived, so closing does not reset.
-        let mut scratch = [0u8; 4096];
-        let _ = (&stream).read(&mut scratch);
     }
 }
 

@@ -2,8 +2,9 @@
 //! descriptor (for waking blocked threads at shutdown).
 
 use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::ops::Range;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Whether more data follows immediately (lets the kernel merge a head with the file bytes
 /// that follow it into full segments: `MSG_MORE`).
@@ -66,6 +67,114 @@ pub fn sendfile_all(
     Ok(())
 }
 
+/// Sends up to `len` bytes of `file` from `*offset` on the non-blocking socket `sock` with one
+/// `sendfile(2)` call, advancing `*offset`. `Ok(0)` means the file ended early; a full socket
+/// buffer is a `WouldBlock` error (the caller waits for `POLLOUT` and calls again).
+pub fn sendfile_some(
+    sock: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut u64,
+    len: u64,
+) -> io::Result<u64> {
+    // Linux transfers at most 0x7ffff000 bytes per call.
+    const MAX_CHUNK: u64 = 0x7fff_f000;
+    let mut off = i64::try_from(*offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let chunk = usize::try_from(len.min(MAX_CHUNK)).unwrap_or(usize::MAX);
+    // SAFETY: both descriptors are borrowed and open for the call; `off` is a live local the
+    // kernel updates in place.
+    let n = unsafe { libc::sendfile(sock.as_raw_fd(), file.as_raw_fd(), &mut off, chunk) };
+    match u64::try_from(n) {
+        Ok(sent) => {
+            *offset += sent;
+            Ok(sent)
+        }
+        Err(_) => Err(io::Error::last_os_error()),
+    }
+}
+
+/// A TCP listener with `SO_REUSEPORT` (and `SO_REUSEADDR`, `TCP_NODELAY`, close-on-exec),
+/// so that each io_uring worker can own a listener on the same address and the kernel spreads
+/// connections among them. Accepted sockets inherit `TCP_NODELAY`, which saves a system call
+/// per connection.
+pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket takes no pointers; a non-negative result is a new descriptor we own.
+    let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let one: libc::c_int = 1;
+    for (level, name) in [
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT),
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+    ] {
+        // SAFETY: `one` lives for the call and its size is passed with it.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `storage` holds a valid sockaddr of `len` bytes for the duration of the call.
+    if unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen takes no pointers.
+    if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(TcpListener::from(fd))
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and suitably aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 /// Which directions [`shutdown_raw`] closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -126,6 +235,38 @@ mod tests {
         file.write_all(b"short").unwrap();
         let err = sendfile_all(server.as_fd(), file.as_fd(), 0..10).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn reuseport_listeners_share_a_port() {
+        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = first.local_addr().unwrap();
+        let second = reuseport_listener(addr, 16).unwrap();
+        assert_eq!(second.local_addr().unwrap(), addr);
+        // A plain listener cannot join them.
+        assert!(TcpListener::bind(addr).is_err());
+        let v6 = reuseport_listener("[::1]:0".parse().unwrap(), 16);
+        if let Ok(v6) = v6 {
+            assert!(v6.local_addr().unwrap().is_ipv6());
+        }
+    }
+
+    #[test]
+    fn sendfile_some_reports_a_full_socket_as_would_block() {
+        let (server, _client) = pair();
+        server.set_nonblocking(true).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![7u8; 8 << 20]).unwrap();
+        let mut offset = 0;
+        let err = loop {
+            match sendfile_some(server.as_fd(), file.as_fd(), &mut offset, 8 << 20) {
+                Ok(0) => panic!("file ended early at {offset}"),
+                Ok(_) => assert!(offset < 8 << 20, "an unread 8 MiB fit in the socket"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(offset > 0);
     }
 
     #[test]

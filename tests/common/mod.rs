@@ -31,7 +31,7 @@ macro_rules! for_each_mode {
     ($m:ident) => {
         $m! {
             threaded: Threaded,
-            // uring added by the io_uring issue: `uring: Uring,`
+            uring: Uring,
         }
     };
 }
@@ -109,6 +109,11 @@ pub struct Ctx {
 impl Ctx {
     pub fn named(name: &'static str, mode: fn() -> Mode) -> Ctx {
         Ctx { name, mode }
+    }
+
+    /// The mode under test.
+    pub fn mode(&self) -> Mode {
+        (self.mode)()
     }
 
     /// Why this mode cannot run here, if it cannot: the server falls back to the threaded mode

@@ -16,3 +16,4 @@ mod modes;
 mod paths;
 mod proxy;
 mod ranges;
+mod stress;

@@ -1,0 +1,79 @@
+//! Deadlines of one worker: header and idle timeouts, write stalls, lingering closes, and
+//! accept retries after an error, in one min-heap.
+//!
+//! A connection's deadline moves with every request, so the heap is lazy: each connection has
+//! at most one entry, pushed with the deadline it had then. When an entry comes due, the
+//! owner compares it with the connection's current deadline and either acts or pushes the
+//! entry again with the later deadline. Re-arming a deadline therefore costs nothing on the
+//! hot path, and the heap never holds more entries than there are connections (plus
+//! listeners).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+/// What a deadline belongs to. `generation` tells a reused connection slot from its previous
+/// occupant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Conn {
+        slot: u32,
+        generation: u32,
+    },
+    /// Re-arm accepting on the listener with this index.
+    Accept(u32),
+}
+
+/// A min-heap of `(deadline, key)`.
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, Key)>>,
+}
+
+impl Timers {
+    pub fn new() -> Timers {
+        Timers::default()
+    }
+
+    pub fn push(&mut self, deadline: Instant, key: Key) {
+        self.heap.push(Reverse((deadline, key)));
+    }
+
+    /// The earliest deadline, if any.
+    pub fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns an entry due at `now`, earliest first.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, Key)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn due_entries_come_out_earliest_first_and_others_stay() {
+        let t0 = Instant::now();
+        let mut t = Timers::new();
+        let key = |slot| Key::Conn {
+            slot,
+            generation: 0,
+        };
+        t.push(t0 + Duration::from_secs(3), key(3));
+        t.push(t0 + Duration::from_secs(1), key(1));
+        t.push(t0 + Duration::from_secs(2), Key::Accept(0));
+        assert_eq!(t.next(), Some(t0 + Duration::from_secs(1)));
+        let now = t0 + Duration::from_secs(2);
+        assert_eq!(t.pop_due(now).map(|e| e.1), Some(key(1)));
+        assert_eq!(t.pop_due(now).map(|e| e.1), Some(Key::Accept(0)));
+        assert_eq!(t.pop_due(now), None);
+        assert_eq!(t.next(), Some(t0 + Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,126 @@
+//! No descriptor leaks: after 10,000 connections opened and closed in every way a client can
+//! close them, the process holds exactly the descriptors it held before.
+//!
+//! A test binary of its own with a single test, so that `/proc/self/fd` counts only this
+//! server's descriptors and this test's sockets (no other test runs in the process).
+
+#[allow(unused_macros)]
+mod common;
+
+use common::*;
+use ringserve::Mode;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const CONNECTIONS: usize = 10_000;
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+fn settled_fd_count() -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = open_fds();
+    let mut still = 0;
+    while still < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = open_fds();
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
+fn reset(stream: std::net::TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` lives across the call and its size is passed with it; the descriptor
+    // is open (owned by `stream`).
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+}
+
+fn churn(mode_fn: fn() -> Mode) {
+    let ctx = Ctx::named("fdleak", mode_fn);
+    let mode = mode_fn();
+    if let Some(why) = ctx.unsupported() {
+        eprintln!("skipped: fdleak {mode}: {why}");
+        return;
+    }
+    let fixture = Fixture::new();
+    fixture.write("1m.bin", &pattern(1 << 20));
+    let srv = ctx.serve(fixture.root(), |c| c.max_conns(20_000));
+    // Warm up every path once (thread stacks, caches, pools), then take the baseline.
+    for path in ["/128b.bin", "/100k.bin", "/1m.bin", "/nope"] {
+        assert!(srv.get(path).status < 500);
+    }
+    // The server closes the warm-up connections just after the client has read their
+    // responses: take the baseline once the count has held still for 300 ms (at most 5 s), or
+    // a socket still closing is counted as "before" and missed "after".
+    let before = settled_fd_count();
+    for i in 0..CONNECTIONS {
+        let mut c = srv.conn();
+        match i % 5 {
+            // Keep-alive request, then the client closes.
+            0 => {
+                c.send(b"GET /128b.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+                assert_eq!(c.read_response(false).status, 200);
+            }
+            // The server closes (Connection: close).
+            1 => {
+                c.send(b"GET /128b.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                assert_eq!(c.read_response(false).status, 200);
+                assert!(
+                    c.wait_closed(IO_TIMEOUT),
+                    "connection {i} not closed by the server"
+                );
+            }
+            // Connect and leave without a word.
+            2 => {}
+            // A bad request: 400, lingering close.
+            3 => {
+                c.send(b"BAD\r\n\r\n");
+                assert_eq!(c.read_response(false).status, 400);
+            }
+            // Reset in the middle of a large body.
+            _ => {
+                c.send(b"GET /1m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+                let mut some = [0u8; 4096];
+                c.stream.read_exact(&mut some).expect("first bytes");
+                reset(c.stream.try_clone().expect("clone"));
+            }
+        }
+    }
+    // The server closes its side asynchronously; give it a bounded moment.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now_open = open_fds();
+    while now_open != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        now_open = open_fds();
+    }
+    assert_eq!(
+        now_open, before,
+        "{mode}: descriptors before and after {CONNECTIONS} connections"
+    );
+    // And the server still serves.
+    assert_eq!(srv.get("/128b.bin").body, small_bin());
+}
+
+#[test]
+fn ten_thousand_connections_leak_no_descriptor() {
+    churn(|| Mode::Uring);
+    churn(|| Mode::Threaded);
+}

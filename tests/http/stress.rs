@@ -1,0 +1,113 @@
+//! Many connections at once, clients that go silent half-way, and clients that reset in the
+//! middle of a large body: the server must go on serving everyone else.
+
+use crate::common::*;
+use std::io::Read;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Closes `stream` with a TCP reset (SO_LINGER with a zero timeout), as a crashing client does.
+pub fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` lives across the call and its size is passed with it; the descriptor
+    // is open (owned by `stream`).
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+    drop(stream);
+}
+
+const ONE_MIB: usize = 1 << 20;
+
+each_mode! {
+    fn five_hundred_simultaneous_connects_are_all_served(ctx) {
+        let srv = ctx.start();
+        let addr = srv.addr;
+        const THREADS: usize = 10;
+        const PER_THREAD: usize = 50;
+        // Every connection is open before any request is sent: the listeners see a burst of
+        // 500 connects.
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                thread::spawn(move || {
+                    let mut conns: Vec<Conn> = (0..PER_THREAD).map(|_| Conn::connect(addr)).collect();
+                    barrier.wait();
+                    for c in &mut conns {
+                        c.send(b"GET /128b.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+                    }
+                    let mut ok = 0;
+                    for c in &mut conns {
+                        let r = c.read_response(false);
+                        ok += usize::from(r.status == 200 && r.body == small_bin());
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let served: usize = workers.into_iter().map(|w| w.join().expect("client thread")).sum();
+        assert_eq!(served, THREADS * PER_THREAD);
+    }
+
+    fn silent_half_requests_time_out_while_others_are_served(ctx) {
+        let srv = ctx.start_with(|c| c.header_timeout(Duration::from_secs(1)));
+        let started = Instant::now();
+        let mut silent: Vec<Conn> = (0..50)
+            .map(|_| {
+                let mut c = srv.conn();
+                c.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\nUser-Agent: hal");
+                c
+            })
+            .collect();
+        // Meanwhile, a keep-alive client is answered at once, again and again.
+        let mut busy = srv.conn();
+        for _ in 0..20 {
+            busy.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(busy.read_response(false).body_str(), STYLE_CSS);
+        }
+        assert!(started.elapsed() < Duration::from_millis(900), "others were held up");
+        for c in &mut silent {
+            let r = c.read_response(false);
+            assert_eq!(r.status, 408);
+            assert!(c.wait_closed(IO_TIMEOUT), "silent connection not closed");
+        }
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    fn client_reset_in_the_middle_of_a_large_body(ctx) {
+        let fixture = Fixture::new();
+        let body = pattern(ONE_MIB);
+        fixture.write("1m.bin", &body);
+        let srv = ctx.serve(fixture.root(), |c| c);
+        // A keep-alive client that is mid-conversation throughout.
+        let mut steady = srv.conn();
+        for round in 0..20 {
+            let mut c = srv.conn();
+            c.send(b"GET /1m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut some = vec![0u8; 64 * 1024];
+            c.stream.read_exact(&mut some).expect("first 64 KiB");
+            reset(c.stream);
+            steady.send(b"GET /128b.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+            let r = steady.read_response(false);
+            assert_eq!((r.status, r.body == small_bin()), (200, true), "round {round}");
+        }
+        let r = srv.get("/1m.bin");
+        assert_eq!(r.status, 200);
+        assert!(r.body == body, "1 MiB body differs after the resets");
+    }
+}
