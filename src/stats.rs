@@ -14,7 +14,9 @@
 //! - [`WorkerStats::response`] once per response handed to the kernel, with its status and
 //!   the bytes it put on the wire (head + body);
 //! - [`WorkerStats::timed_out`] when a connection ends on a header or idle timeout;
-//! - [`WorkerStats::cache_hit`] / [`WorkerStats::cache_miss`] from the worker's file cache.
+//! - [`WorkerStats::cache_hit`] / [`WorkerStats::cache_miss`] from the worker's file cache,
+//!   or [`WorkerStats::set_cache`] with the totals a cache counts itself (the io_uring
+//!   worker publishes its `FileCache::stats` once per loop turn, before it waits).
 //!
 //! [`Stats::fallback`] is process-wide: `Server::bind` calls it when the io_uring mode is
 //! unavailable and the threaded mode runs instead.
@@ -86,6 +88,13 @@ impl WorkerStats {
     /// The worker's file cache had to open or revalidate the file.
     pub fn cache_miss(&self) {
         self.cache_misses.fetch_add(1, Relaxed);
+    }
+
+    /// Publishes totals a cache keeps itself (plain counters, owned by the worker): replaces
+    /// the hit and miss counts. Use either this or the increments, not both.
+    pub fn set_cache(&self, hits: u64, misses: u64) {
+        self.cache_hits.store(hits, Relaxed);
+        self.cache_misses.store(misses, Relaxed);
     }
 
     fn snapshot(&self) -> Snapshot {

@@ -4,6 +4,7 @@
 //! Owns: every path-safety decision. Must not: do socket I/O or know about HTTP statuses; the
 //! `http` core maps [`PathError`] and [`OpenError`] to responses.
 
+pub mod cache;
 pub mod etag;
 pub mod favicon;
 pub mod listing;

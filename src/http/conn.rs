@@ -10,6 +10,7 @@ use super::request::{self, Parsed, Request, Version};
 use super::response::{LogFields, Response};
 use super::serve::{self, Lifecycle, Logging, Site};
 use super::status::Status;
+use crate::fs::cache::FileCache;
 
 /// What the driver must do next for a connection.
 #[derive(Debug)]
@@ -120,6 +121,17 @@ impl Conn {
 
     /// The next step. Call until it returns [`Step::NeedMore`] or [`Step::Close`].
     pub fn poll(&mut self, site: &Site, date: &DateCache, life: Lifecycle) -> Step {
+        self.poll_with(site, None, date, life)
+    }
+
+    /// [`Conn::poll`], serving hot files from a worker's `cache`.
+    pub fn poll_with(
+        &mut self,
+        site: &Site,
+        cache: Option<&mut FileCache>,
+        date: &DateCache,
+        life: Lifecycle,
+    ) -> Step {
         if let State::Done(_) = self.state {
             return Step::Close;
         }
@@ -147,7 +159,7 @@ impl Conn {
                 return Step::NeedMore;
             }
             Ok(Parsed::Complete { request, len }) => {
-                let mut response = serve::respond(site, &request, date, life);
+                let mut response = serve::respond(site, cache, &request, date, life);
                 if site.options().logging == Logging::On {
                     response.log = Some(Box::new(log_fields(&request)));
                 }
@@ -266,6 +278,71 @@ mod tests {
             site,
             date: DateCache::new(SystemTime::now()),
         }
+    }
+
+    #[test]
+    fn buffered_counts_unanswered_bytes_and_idle_buffers_are_freed() {
+        let f = fixture(SiteOptions::default());
+        let mut conn = Conn::new();
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b");
+        assert_eq!(conn.buffered(), 38);
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Serving),
+            Step::Respond(_)
+        ));
+        assert_eq!(conn.buffered(), 6);
+        // Not idle: a partial request is kept.
+        conn.release_idle_buffer();
+        assert_eq!(conn.buffered(), 6);
+        conn.receive(b".txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Serving),
+            Step::Respond(_)
+        ));
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Serving),
+            Step::NeedMore
+        ));
+        conn.release_idle_buffer();
+        assert_eq!((conn.buffered(), conn.buf.capacity()), (0, 0));
+    }
+
+    #[test]
+    fn the_cache_serves_the_same_answer_as_the_disk() {
+        let f = fixture(SiteOptions::default());
+        let mut cache = FileCache::new();
+        let req = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut answers = Vec::new();
+        for use_cache in [false, true, true] {
+            let mut conn = Conn::new();
+            conn.receive(req);
+            let cache = use_cache.then_some(&mut cache);
+            match conn.poll_with(&f.site, cache, &f.date, Lifecycle::Serving) {
+                Step::Respond(r) => {
+                    let body = match r.body {
+                        Body::File { file, range } => {
+                            let mut b = vec![0u8; (range.end - range.start) as usize];
+                            std::os::unix::fs::FileExt::read_exact_at(&*file, &mut b, range.start)
+                                .unwrap();
+                            b
+                        }
+                        Body::Shared { bytes, range } => {
+                            bytes[range.start as usize..range.end as usize].to_vec()
+                        }
+                        other => panic!("unexpected body {other:?}"),
+                    };
+                    answers.push((r.head, body));
+                }
+                other => panic!("unexpected step {other:?}"),
+            }
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert_eq!(answers[1], answers[2]);
+        assert_eq!(answers[0].1, b"aaaa");
+        assert_eq!(
+            cache.stats(),
+            crate::fs::cache::CacheStats { hits: 1, misses: 1 }
+        );
     }
 
     /// Feeds `input` in chunks of `chunk` bytes, collecting every response's status line.

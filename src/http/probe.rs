@@ -112,7 +112,7 @@ mod tests {
         let Ok(Parsed::Complete { request, .. }) = request::parse(raw, 8192) else {
             panic!("request did not parse");
         };
-        let r = serve::respond(site, &request, &date, life);
+        let r = serve::respond(site, None, &request, &date, life);
         let body = match r.body {
             Body::Static(b) => b.to_vec(),
             Body::Bytes(b) => b,

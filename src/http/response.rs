@@ -8,6 +8,7 @@ use crate::fs::ContentType;
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
+use std::rc::Rc;
 
 /// The value of `Server`.
 pub const SERVER: &str = "ringserve";
@@ -46,15 +47,20 @@ pub enum Body {
     Empty,
     Static(&'static [u8]),
     Bytes(Vec<u8>),
+    /// `range` of a body held in memory by a worker's file cache.
+    Shared {
+        bytes: Rc<[u8]>,
+        range: Range<u64>,
+    },
     /// `range` of an open file, sent without a user-space copy where the driver can.
     File {
-        file: File,
+        file: Rc<File>,
         range: Range<u64>,
     },
     /// `multipart/byteranges`: each part is a small in-memory header then a file range,
     /// and `trailer` closes the body.
     Multipart {
-        file: File,
+        file: Rc<File>,
         parts: Vec<Part>,
         trailer: Vec<u8>,
     },
@@ -73,7 +79,7 @@ impl Body {
             Body::Empty => 0,
             Body::Static(b) => b.len() as u64,
             Body::Bytes(b) => b.len() as u64,
-            Body::File { range, .. } => range.end - range.start,
+            Body::File { range, .. } | Body::Shared { range, .. } => range.end - range.start,
             Body::Multipart { parts, trailer, .. } => {
                 let parts: u64 = parts
                     .iter()

@@ -19,11 +19,13 @@ use super::range::{self, RangeDecision};
 use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
+use crate::fs::cache::{Content, FileCache};
 use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
 use crate::stats::Stats;
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// Whether directories without `index.html` are listed.
@@ -208,8 +210,15 @@ pub fn busy_response(date: &DateCache) -> Response {
     cx.message_with(Status::ServiceUnavailable, &[("Retry-After", b"1")])
 }
 
-/// Decides the response to `req`.
-pub fn respond(site: &Site, req: &Request<'_>, date: &DateCache, life: Lifecycle) -> Response {
+/// Decides the response to `req`. With a `cache`, hot files are served from it (see
+/// [`crate::fs::cache`]).
+pub fn respond(
+    site: &Site,
+    cache: Option<&mut FileCache>,
+    req: &Request<'_>,
+    date: &DateCache,
+    life: Lifecycle,
+) -> Response {
     // A body we will not read would be parsed as the next request: answer, then close.
     let after = if req.wants_keep_alive() && !req.body.has_body() && life == Lifecycle::Serving {
         After::KeepAlive
@@ -240,13 +249,20 @@ pub fn respond(site: &Site, req: &Request<'_>, date: &DateCache, life: Lifecycle
         (Method::Get | Method::Head, Target::Path { path, query }) => {
             match probe::answer(site, path, date, life) {
                 Some((status, head, body)) => cx.finish(status, head, body),
-                None => get(site, &cx, req, path, query),
+                None => get(site, cache, &cx, req, path, query),
             }
         }
     }
 }
 
-fn get(site: &Site, cx: &Cx<'_>, req: &Request<'_>, path: &[u8], query: Option<&[u8]>) -> Response {
+fn get(
+    site: &Site,
+    mut cache: Option<&mut FileCache>,
+    cx: &Cx<'_>,
+    req: &Request<'_>,
+    path: &[u8],
+    query: Option<&[u8]>,
+) -> Response {
     if path == b"/favicon.ico" {
         return favicon(site, cx, req);
     }
@@ -261,17 +277,34 @@ fn get(site: &Site, cx: &Cx<'_>, req: &Request<'_>, path: &[u8], query: Option<&
             | PathError::AboveRoot,
         ) => return cx.message(Status::BadRequest),
     };
+    let cc = cache_control(site);
+    // The file a hit would be: the path itself, or the index of a directory-form path.
+    let file_path = if safe.is_dir_form() {
+        safe.index()
+    } else {
+        safe.clone()
+    };
+    if let Some(cache) = cache.as_deref_mut()
+        && let Some((content, meta)) = cache.get(&site.root, &file_path)
+    {
+        return file_response(cx, req, Source::from(content), &meta, cc);
+    }
+    // Opened here, served once, and offered to the cache.
+    let mut serve_file = |f: FileEntry, key: &fs::SafePath| {
+        let meta = f.meta;
+        let source = match cache.as_deref_mut() {
+            Some(cache) => Source::from(cache.insert(key, f)),
+            None => Source::File(Rc::new(f.file)),
+        };
+        file_response(cx, req, source, &meta, cc)
+    };
     match site.root.open_entry(&safe) {
         // `/file.txt/` names a directory that is not there.
         Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
-        Ok(Entry::File(f)) => {
-            file_response(cx, req, Source::File(f.file), &f.meta, cache_control(site))
-        }
+        Ok(Entry::File(f)) => serve_file(f, &safe),
         Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
-        Ok(Entry::Dir(dir)) => match site.root.open_entry(&safe.index()) {
-            Ok(Entry::File(f)) => {
-                file_response(cx, req, Source::File(f.file), &f.meta, cache_control(site))
-            }
+        Ok(Entry::Dir(dir)) => match site.root.open_entry(&file_path) {
+            Ok(Entry::File(f)) => serve_file(f, &file_path),
             Err(OpenError::NotFound) if site.options.listing == Listing::On => {
                 listing(site, cx, &dir, path)
             }
@@ -327,7 +360,9 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
 fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
     let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
     match site.root.open_favicon() {
-        Some(FileEntry { file, meta }) => file_response(cx, req, Source::File(file), &meta, cc),
+        Some(FileEntry { file, meta }) => {
+            file_response(cx, req, Source::File(Rc::new(file)), &meta, cc)
+        }
         None => file_response(
             cx,
             req,
@@ -340,15 +375,26 @@ fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
 
 /// Where the bytes of a representation come from.
 enum Source {
-    File(File),
+    File(Rc<File>),
+    Shared(Rc<[u8]>),
     Static(&'static [u8]),
+}
+
+impl From<Content> for Source {
+    fn from(c: Content) -> Source {
+        match c {
+            Content::File(f) => Source::File(f),
+            Content::Memory(m) => Source::Shared(m),
+        }
+    }
 }
 
 impl Source {
     fn body(self, range: Range<u64>) -> Body {
         match self {
             Source::File(file) => Body::File { file, range },
-            Source::Static(bytes) => Body::Static(static_slice(bytes, &range)),
+            Source::Shared(bytes) => Body::Shared { bytes, range },
+            Source::Static(bytes) => Body::Static(clamped_slice(bytes, &range)),
         }
     }
 
@@ -359,21 +405,24 @@ impl Source {
                 parts,
                 trailer,
             },
-            Source::Static(bytes) => {
-                let mut out = Vec::new();
-                for part in &parts {
-                    out.extend_from_slice(&part.header);
-                    out.extend_from_slice(static_slice(bytes, &part.range));
-                }
-                out.extend_from_slice(&trailer);
-                Body::Bytes(out)
-            }
+            Source::Static(bytes) => in_memory_multipart(bytes, &parts, &trailer),
+            Source::Shared(bytes) => in_memory_multipart(&bytes, &parts, &trailer),
         }
     }
 }
 
+fn in_memory_multipart(bytes: &[u8], parts: &[Part], trailer: &[u8]) -> Body {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(&part.header);
+        out.extend_from_slice(clamped_slice(bytes, &part.range));
+    }
+    out.extend_from_slice(trailer);
+    Body::Bytes(out)
+}
+
 /// `range` was checked against the length by `range::decide`; clamp anyway rather than panic.
-fn static_slice(bytes: &'static [u8], range: &Range<u64>) -> &'static [u8] {
+pub fn clamped_slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
     let end = usize::try_from(range.end)
         .unwrap_or(usize::MAX)
         .min(bytes.len());

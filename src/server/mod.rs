@@ -199,7 +199,7 @@ impl Server {
                             u.reason
                         );
                         stats.fallback();
-                        let shared = u.shared;
+                        let uring::Unavailable { shared, .. } = *u;
                         (shared.site, shared.log)
                     }
                 }

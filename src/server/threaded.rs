@@ -471,6 +471,9 @@ impl Output {
             Body::Empty => {}
             Body::Static(bytes) => self.buf.extend_from_slice(bytes),
             Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
+            Body::Shared { bytes, range } => self
+                .buf
+                .extend_from_slice(crate::http::serve::clamped_slice(&bytes, &range)),
             Body::File { file, range } if range.end - range.start <= COPY_BELOW => {
                 copy_range(&file, range, &mut self.buf)?;
             }

@@ -77,6 +77,53 @@ pub fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     }
 }
 
+/// What identifies a version of a file for the per-worker cache: device, inode, size and
+/// modification time to the nanosecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_secs: i64,
+    pub mtime_nanos: i64,
+}
+
+impl Identity {
+    pub fn of(md: &std::fs::Metadata) -> Identity {
+        use std::os::unix::fs::MetadataExt;
+        Identity {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.size(),
+            mtime_secs: md.mtime(),
+            mtime_nanos: md.mtime_nsec(),
+        }
+    }
+}
+
+/// `fstatat(dir, rel)`, following symlinks: the identity of what `rel` names now. Used only
+/// to tell whether a cached file is still the one a path names; it opens nothing, so it needs
+/// none of [`open_beneath`]'s confinement (a path that now leads elsewhere has another
+/// identity, and the caller reopens it through [`open_beneath`]).
+pub fn identity_at(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<Identity> {
+    let path = c_path(rel)?;
+    // SAFETY: stat is plain old data; all zeroes is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `st` a live, writable stat buffer, both
+    // valid for the duration of the call.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), path.as_ptr(), &mut st, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Identity {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: u64::try_from(st.st_size).unwrap_or(0),
+        mtime_secs: st.st_mtime,
+        mtime_nanos: st.st_mtime_nsec,
+    })
+}
+
 /// True when [`open_beneath`] uses `openat2`; false when it uses the symlink-refusing fallback
 /// walk. Probed once per process; meant for a start-up log line.
 pub fn openat2_available() -> bool {

@@ -111,3 +111,72 @@ each_mode! {
         assert!(r.body == body, "1 MiB body differs after the resets");
     }
 }
+
+each_mode! {
+    fn a_thousand_requests_on_one_connection(ctx) {
+        // More response bytes than any output buffer holds, one request at a time.
+        let srv = ctx.start();
+        let mut c = srv.conn();
+        for i in 0..1000 {
+            c.send(b"GET /128b.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+            let r = c.read_response(false);
+            assert_eq!((r.status, r.body == small_bin()), (200, true), "request {i}");
+        }
+    }
+
+    fn a_pipelined_burst_larger_than_the_output_buffer(ctx) {
+        // 400 pipelined requests in one write: ~160 KiB of answers, in order.
+        let srv = ctx.start();
+        let mut c = srv.conn();
+        let mut burst = Vec::new();
+        for i in 0..400 {
+            let path = if i % 2 == 0 { "/128b.bin" } else { "/style.css" };
+            burst.extend_from_slice(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        }
+        c.send(&burst);
+        for i in 0..400 {
+            let r = c.read_response(false);
+            assert_eq!(r.status, 200, "response {i}");
+            if i % 2 == 0 {
+                assert!(r.body == small_bin(), "response {i}");
+            } else {
+                assert_eq!(r.body_str(), STYLE_CSS, "response {i}");
+            }
+        }
+    }
+}
+
+each_mode! {
+    fn pipelined_cached_bodies_to_a_slow_reader(ctx) {
+        // Bodies the uring mode keeps in memory and sends without copying, many per write,
+        // to a client that reads late: sends come back partial and must resume exactly.
+        let fixture = Fixture::new();
+        let body = pattern(60 * 1024);
+        fixture.write("60k.bin", &body);
+        let srv = ctx.serve(fixture.root(), |c| c);
+        // Warm the cache (each worker), then the burst.
+        for _ in 0..4 {
+            assert_eq!(srv.get("/60k.bin").body, body);
+        }
+        let mut c = srv.conn();
+        let mut burst = Vec::new();
+        for i in 0..30 {
+            let range = if i % 3 == 1 { "Range: bytes=1000-40999\r\n" } else { "" };
+            burst.extend_from_slice(
+                format!("GET /60k.bin HTTP/1.1\r\nHost: x\r\n{range}\r\n").as_bytes(),
+            );
+        }
+        c.send(&burst);
+        std::thread::sleep(Duration::from_millis(300));
+        for i in 0..30 {
+            let r = c.read_response(false);
+            if i % 3 == 1 {
+                assert_eq!(r.status, 206, "response {i}");
+                assert!(r.body == body[1000..41000], "response {i}: range bytes differ");
+            } else {
+                assert_eq!(r.status, 200, "response {i}");
+                assert!(r.body == body, "response {i}: body differs");
+            }
+        }
+    }
+}

@@ -86,7 +86,7 @@ pub struct Uring {
 /// Backlog of each listening socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
-/// Each worker's listeners, and the addresses actually bound (ports resolved).
+/// Each worker's listeners (one per address, in order), and the addresses actually bound.
 pub type Bound = (Vec<Vec<TcpListener>>, Vec<SocketAddr>);
 
 /// Binds one listener per worker for each address: the first bind of an address resolves
@@ -260,7 +260,6 @@ fn stop(shared: &Shared, wakers: &[UnixStream]) {
 
 #[derive(Debug)]
 pub enum StartFailure {
-    /// Boxed: it carries the whole site back, and errors should stay small.
     Unavailable(Box<Unavailable>),
     Spawn(io::Error),
 }

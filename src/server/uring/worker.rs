@@ -17,10 +17,12 @@
 //! with an operation in flight is never freed; see [`Worker::finish`].
 
 use super::bufring::BufRing;
-use super::cursor::{Progress, SendBuf};
+use super::cursor::SendBuf;
 use super::timers::{Key, Timers};
 use super::{LargeFiles, Shared};
+use crate::fs::cache::FileCache;
 use crate::http::response::{After, Body};
+use crate::http::serve::clamped_slice;
 use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Status, Step};
 use crate::server::accesslog;
 use crate::stats::WorkerStats;
@@ -151,9 +153,55 @@ enum Phase {
 /// A piece of output, in order.
 enum Chunk {
     Mem(SendBuf),
+    /// A cached body (or part of one) sent straight from the cache's memory.
+    Shared(SharedSend),
     /// A file range sent with `sendfile(2)` from `offset` to `end`.
     File(FileSend),
 }
+
+struct SharedSend {
+    bytes: Rc<[u8]>,
+    /// Next byte to send and the end, as offsets into `bytes`.
+    next: usize,
+    end: usize,
+}
+
+impl Chunk {
+    /// The bytes a send would take from this chunk now (none for a file).
+    fn pending(&self) -> &[u8] {
+        match self {
+            Chunk::Mem(b) => b.pending(),
+            Chunk::Shared(s) => &s.bytes[s.next..s.end],
+            Chunk::File(_) => &[],
+        }
+    }
+
+    /// Records `n` bytes sent from this chunk (`n` at most `pending().len()`).
+    fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Mem(b) => {
+                let _ = b.advance(n);
+            }
+            Chunk::Shared(s) => s.next = (s.next + n).min(s.end),
+            Chunk::File(_) => {}
+        }
+    }
+}
+
+/// Up to this many chunks leave in one `sendmsg` (a head and a cached body, for a few
+/// pipelined responses).
+const GATHER_MAX: usize = 8;
+
+/// The `sendmsg` arguments of a gathered send. Boxed so its address is stable while the
+/// kernel reads it; the iovecs point into the front chunks of the output queue.
+struct Gather {
+    msg: libc::msghdr,
+    iov: [libc::iovec; GATHER_MAX],
+}
+
+/// Cached bodies at least this large are sent from the cache's memory rather than copied
+/// into the send buffer.
+const SHARE_FROM: u64 = 2048;
 
 struct FileSend {
     /// Shared by the parts of a `multipart/byteranges` body.
@@ -183,8 +231,12 @@ struct Connection {
     paused: bool,
     /// The client closed its side (recv returned 0).
     eof: bool,
-    /// A send or poll is in flight for the front chunk of `out`.
-    writing: bool,
+    /// Front chunks of `out` an in-flight send (or poll, for a file) is using; 0 when no
+    /// output operation is in flight. Those chunks are neither changed nor dropped until its
+    /// completion.
+    in_flight: usize,
+    /// The `sendmsg` arguments while a gathered send is in flight.
+    gather: Option<Box<Gather>>,
     phase: Phase,
     /// When the current request began (accept, first byte of a head, or the previous
     /// response for pipelined requests): the header timeout runs from here.
@@ -230,6 +282,7 @@ pub struct Worker {
     date: DateCache,
     now: Instant,
     pool: Vec<Vec<u8>>,
+    cache: FileCache,
     /// SQEs that found the submission queue full even after a submit.
     backlog: VecDeque<squeue::Entry>,
     /// Connections whose recv ended for lack of buffers, re-armed after recycling.
@@ -286,6 +339,7 @@ impl Worker {
             date: DateCache::new(SystemTime::now()),
             now,
             pool: Vec::new(),
+            cache: FileCache::new(),
             backlog: VecDeque::new(),
             rearm: Vec::new(),
             recvs_outstanding: 0,
@@ -340,6 +394,9 @@ impl Worker {
         if let Some(bufs) = &mut self.bufs {
             bufs.publish();
         }
+        // The cache counts in plain integers; publish them for the status path before waiting.
+        let cached = self.cache.stats();
+        self.stats().set_cache(cached.hits, cached.misses);
         self.flush_backlog()?;
         let wait = self
             .next_deadline()
@@ -363,6 +420,7 @@ impl Worker {
         }
         self.now = Instant::now();
         self.date.update(SystemTime::now());
+        self.cache.set_now(self.now);
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.extend(
             self.ring
@@ -576,7 +634,8 @@ impl Worker {
             recv: Recv::Off,
             paused: false,
             eof: false,
-            writing: false,
+            in_flight: 0,
+            gather: None,
             phase: Phase::Open,
             started: self.now,
             active_at: self.now,
@@ -656,13 +715,13 @@ impl Worker {
         }
         let slot = t.slot;
         let now = self.now;
-        let conn = self.conn(slot);
-        conn.writing = false;
+        let conn = self.slots[slot as usize].as_mut().expect("live");
+        let used = std::mem::take(&mut conn.in_flight);
         if conn.phase == Phase::Closing {
             self.finish(slot);
             return;
         }
-        let Ok(n) = usize::try_from(res) else {
+        let Ok(mut n) = usize::try_from(res) else {
             if -res == libc::EINTR || -res == libc::EAGAIN {
                 self.drive(slot);
             } else {
@@ -671,23 +730,26 @@ impl Worker {
             return;
         };
         conn.active_at = now;
-        let Some(Chunk::Mem(buf)) = conn.out.front_mut() else {
+        let offered: usize = conn.out.iter().take(used).map(|c| c.pending().len()).sum();
+        if n > offered {
+            eprintln!("ringserve: send reported more bytes than offered; closing");
             self.abort(slot);
             return;
-        };
-        match buf.advance(n) {
-            Ok(Progress::Partial) => {}
-            Ok(Progress::Done) => {
-                if let Some(Chunk::Mem(buf)) = conn.out.pop_front() {
-                    conn.queued -= buf.len().min(conn.queued);
-                    let v = buf.into_inner();
-                    give_back(&mut self.pool, v);
-                }
+        }
+        conn.queued = conn.queued.saturating_sub(n);
+        // Consume the sent bytes chunk by chunk; fully sent chunks leave the queue.
+        for _ in 0..used {
+            let Some(front) = conn.out.front_mut() else {
+                break;
+            };
+            let take = n.min(front.pending().len());
+            front.advance(take);
+            n -= take;
+            if !front.pending().is_empty() {
+                break;
             }
-            Err(_) => {
-                eprintln!("ringserve: send reported more bytes than offered; closing");
-                self.abort(slot);
-                return;
+            if let Some(Chunk::Mem(buf)) = conn.out.pop_front() {
+                give_back(&mut self.pool, buf.into_inner());
             }
         }
         self.drive(slot);
@@ -698,7 +760,7 @@ impl Worker {
             return;
         }
         let conn = self.conn(t.slot);
-        conn.writing = false;
+        conn.in_flight = 0;
         if conn.phase == Phase::Closing {
             self.finish(t.slot);
             return;
@@ -740,7 +802,11 @@ impl Worker {
                     full = true;
                     break;
                 }
-                match conn.http.poll(&self.shared.site, &self.date, life) {
+                let cache = Some(&mut self.cache);
+                match conn
+                    .http
+                    .poll_with(&self.shared.site, cache, &self.date, life)
+                {
                     Step::Respond(response) => {
                         let last = response.after == After::Close;
                         let started = conn.started;
@@ -773,6 +839,8 @@ impl Worker {
                 Sent::Drained => {
                     self.write_logs(slot);
                     let conn = self.conn(slot);
+                    debug_assert_eq!(conn.queued, 0, "output drained, bytes still counted");
+                    conn.queued = 0;
                     conn.active_at = now;
                     if conn.phase == Phase::Ending {
                         self.end(slot);
@@ -816,11 +884,10 @@ impl Worker {
         let large_files = self.settings.large_files;
         let now = self.now;
         let conn = self.slots[slot as usize].as_mut().expect("live");
-        if conn.writing {
+        if conn.in_flight > 0 {
             return Sent::InFlight;
         }
         loop {
-            let more_follows = conn.out.len() > 1;
             match conn.out.front_mut() {
                 None => return Sent::Drained,
                 Some(Chunk::Mem(buf)) if buf.is_empty() => {
@@ -828,23 +895,67 @@ impl Worker {
                         give_back(&mut self.pool, buf.into_inner());
                     }
                 }
-                Some(Chunk::Mem(buf)) => {
-                    let pending = buf.pending();
+                Some(Chunk::Shared(s)) if s.next == s.end => {
+                    conn.out.pop_front();
+                }
+                Some(Chunk::Mem(_) | Chunk::Shared(_)) => {
+                    // In-memory chunks up to the first file leave together.
+                    let count = conn
+                        .out
+                        .iter()
+                        .take(GATHER_MAX)
+                        .take_while(|c| !matches!(c, Chunk::File(_)))
+                        .count();
+                    let more_follows = conn.out.len() > count;
                     let flags = libc::MSG_NOSIGNAL | if more_follows { libc::MSG_MORE } else { 0 };
-                    // SAFETY (memory): `pending` points into a buffer owned by this
-                    // connection's output queue; the front chunk is neither changed nor
-                    // dropped while `writing` is set, and a connection with `writing` set is
-                    // not freed (see `finish`), so the bytes outlive the send.
-                    let entry = opcode::Send::new(
-                        types::Fd(conn.stream.as_raw_fd()),
-                        pending.as_ptr(),
-                        u32::try_from(pending.len()).unwrap_or(u32::MAX),
-                    )
-                    .flags(flags)
-                    .build()
-                    .user_data(token(Kind::Send, slot, conn.generation));
-                    conn.writing = true;
-                    self.push(entry);
+                    let fd = types::Fd(conn.stream.as_raw_fd());
+                    let entry = if count == 1 {
+                        let pending = conn.out[0].pending();
+                        // SAFETY (memory): `pending` points into the front chunk of this
+                        // connection's output queue (a pooled buffer or a cached body held by
+                        // an `Rc`); chunks counted in `in_flight` are neither changed nor
+                        // dropped until the completion, and a connection with an operation in
+                        // flight is not freed (see `finish`), so the bytes outlive the send.
+                        opcode::Send::new(
+                            fd,
+                            pending.as_ptr(),
+                            u32::try_from(pending.len()).unwrap_or(u32::MAX),
+                        )
+                        .flags(flags)
+                        .build()
+                    } else {
+                        let gather = conn.gather.get_or_insert_with(|| {
+                            Box::new(Gather {
+                                // SAFETY: msghdr is plain old data; all zeroes is a valid
+                                // (empty) value.
+                                msg: unsafe { std::mem::zeroed() },
+                                iov: [libc::iovec {
+                                    iov_base: std::ptr::null_mut(),
+                                    iov_len: 0,
+                                }; GATHER_MAX],
+                            })
+                        });
+                        for (iov, chunk) in gather.iov.iter_mut().zip(conn.out.iter()) {
+                            let bytes = chunk.pending();
+                            *iov = libc::iovec {
+                                iov_base: bytes.as_ptr().cast_mut().cast(),
+                                iov_len: bytes.len(),
+                            };
+                        }
+                        gather.msg.msg_iov = gather.iov.as_mut_ptr();
+                        gather.msg.msg_iovlen = count;
+                        // SAFETY (memory): the msghdr and iovecs live in the connection's
+                        // boxed `Gather`, which is not touched again before the completion
+                        // (the next gathered send needs `in_flight == 0`); the iovecs point
+                        // into the first `count` chunks of the output queue, which the
+                        // `in_flight` count protects as for a single send above.
+                        opcode::SendMsg::new(fd, &raw const gather.msg)
+                            .flags(flags as u32)
+                            .build()
+                    };
+                    let data = token(Kind::Send, slot, conn.generation);
+                    conn.in_flight = count;
+                    self.push(entry.user_data(data));
                     return Sent::InFlight;
                 }
                 Some(Chunk::File(f)) if large_files == LargeFiles::ReadSend => {
@@ -875,7 +986,7 @@ impl Worker {
                             slot,
                             conn.generation,
                         ));
-                        conn.writing = true;
+                        conn.in_flight = 1;
                         self.push(entry);
                         return Sent::InFlight;
                     }
@@ -950,7 +1061,7 @@ impl Worker {
         conn.phase = Phase::Closing;
         let generation = conn.generation;
         let recv_armed = conn.recv == Recv::Armed;
-        let writing = conn.writing;
+        let writing = conn.in_flight > 0;
         if recv_armed {
             conn.recv = Recv::Cancelling;
             self.cancel(token_of(Kind::Recv, slot, generation));
@@ -1106,7 +1217,7 @@ impl Worker {
         for slot in 0..self.slots.len() as u32 {
             if let Some(conn) = &self.slots[slot as usize]
                 && conn.phase == Phase::Open
-                && !conn.writing
+                && conn.in_flight == 0
             {
                 self.drive(slot);
             }
@@ -1206,16 +1317,19 @@ fn queue(
         Body::Empty => {}
         Body::Static(bytes) => mem.extend(bytes),
         Body::Bytes(bytes) => mem.extend(&bytes),
+        Body::Shared { bytes, range } if range.end - range.start < SHARE_FROM => {
+            mem.extend(clamped_slice(&bytes, &range));
+        }
+        Body::Shared { bytes, range } => mem.shared(bytes, range),
         Body::File { file, range } if range.end - range.start <= COPY_BELOW => {
             mem.read_from(&file, range)?;
         }
-        Body::File { file, range } => mem.file(Rc::new(file), range),
+        Body::File { file, range } => mem.file(file, range),
         Body::Multipart {
             file,
             parts,
             trailer,
         } => {
-            let file = Rc::new(file);
             for part in parts {
                 mem.extend(&part.header);
                 mem.file(Rc::clone(&file), part.range);
@@ -1244,7 +1358,8 @@ impl MemTail<'_> {
     fn tail(&mut self) -> &mut SendBuf {
         let conn = &mut *self.conn;
         let writable = match conn.out.back() {
-            Some(Chunk::Mem(_)) => !(conn.writing && conn.out.len() == 1),
+            // Never a chunk an in-flight send is reading.
+            Some(Chunk::Mem(_)) => conn.out.len() > conn.in_flight,
             _ => false,
         };
         if !writable {
@@ -1278,6 +1393,17 @@ impl MemTail<'_> {
             self.conn.queued += len;
         }
         read
+    }
+
+    fn shared(&mut self, bytes: Rc<[u8]>, range: std::ops::Range<u64>) {
+        let end = usize::try_from(range.end)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let next = usize::try_from(range.start).unwrap_or(usize::MAX).min(end);
+        self.conn.queued += end - next;
+        self.conn
+            .out
+            .push_back(Chunk::Shared(SharedSend { bytes, next, end }));
     }
 
     fn file(&mut self, file: Rc<File>, range: std::ops::Range<u64>) {
@@ -1327,11 +1453,9 @@ fn give_back(pool: &mut Vec<Vec<u8>>, mut buf: Vec<u8>) {
 /// A ring with the cheapest flags this kernel accepts: `SINGLE_ISSUER | DEFER_TASKRUN`
 /// (completions are processed only when this thread enters the kernel, with no interrupts
 /// of the running loop), else `SINGLE_ISSUER`, else none.
-/// A name for the log line and the builder flags it stands for.
-type RingFlags = (&'static str, fn(&mut io_uring::Builder));
-
 fn build_ring() -> io::Result<(IoUring, &'static str)> {
-    let attempts: [RingFlags; 3] = [
+    type Configure = fn(&mut io_uring::Builder);
+    let attempts: [(&str, Configure); 3] = [
         ("SINGLE_ISSUER|DEFER_TASKRUN", |b| {
             b.setup_single_issuer().setup_defer_taskrun();
         }),

@@ -1,0 +1,320 @@
+//! A per-worker cache of served files, so that a hot file costs no file system call per
+//! request: the open descriptor, its [`Meta`] (size, mtime, ETag, content type) and, for small
+//! files, the whole body in memory.
+//!
+//! Freshness: an entry is trusted for [`REVALIDATE_EVERY`]; after that the next request for it
+//! compares the path's current identity (`fstatat`: device, inode, size, mtime) with the
+//! cached one and drops the entry if they differ. So a file changed or replaced on disk (an
+//! in-place edit, or the usual deploy by rename) is served fresh within one second. A body
+//! held in memory is a consistent snapshot meanwhile; a file served from its descriptor is
+//! also `fstat`ed on every hit, so an in-place edit never makes its length and bytes disagree.
+//!
+//! Confinement: entries are created only from files opened through [`Root::open_entry`]
+//! (`openat2` beneath the root). Revalidation opens nothing; it only tells whether the path
+//! still names the same inode. A path that now leads elsewhere (even outside the root through
+//! a new symlink) has a different identity, so the entry is dropped and the file reopened the
+//! confined way.
+//!
+//! Not shared: each io_uring worker owns one (`Rc`, no locks). Bounded in entries, in memory
+//! for bodies, and in open descriptors; when full, an arbitrary entry is evicted (`HashMap`
+//! order, effectively random), which is as good as LRU for the skewed popularity of web
+//! files and costs nothing per hit.
+
+use super::{FileEntry, Meta, Root, SafePath};
+use crate::sys::fs::{Identity, identity_at};
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How long an entry is served without looking at the disk.
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
+
+/// Bodies up to this size are kept in memory (and sent without touching the file).
+pub const IN_MEMORY_MAX: u64 = 64 * 1024;
+
+/// Entries per worker; each larger file keeps one descriptor open.
+const MAX_ENTRIES: usize = 1024;
+
+/// Body bytes kept in memory per worker.
+const MAX_MEMORY: usize = 32 * 1024 * 1024;
+
+/// Where a cached file's bytes are.
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// The whole body, read once.
+    Memory(Rc<[u8]>),
+    /// The open file.
+    File(Rc<File>),
+}
+
+#[derive(Debug)]
+struct Entry {
+    meta: Meta,
+    content: Content,
+    identity: Identity,
+    checked_at: Instant,
+}
+
+/// Hit and miss counts since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// The cache of one worker. `now` is set by the owner once per event-loop turn, so a hit
+/// reads no clock.
+#[derive(Debug)]
+pub struct FileCache {
+    entries: HashMap<Box<[u8]>, Entry>,
+    memory: usize,
+    now: Instant,
+    stats: CacheStats,
+}
+
+impl Default for FileCache {
+    fn default() -> Self {
+        FileCache::new()
+    }
+}
+
+impl FileCache {
+    pub fn new() -> FileCache {
+        FileCache {
+            entries: HashMap::new(),
+            memory: 0,
+            now: Instant::now(),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// The time freshness is judged against.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The cached file `path` names, if it is cached and still the same file. A miss is
+    /// counted here; the caller opens the file and offers it to [`FileCache::insert`].
+    pub fn get(&mut self, root: &Root, path: &SafePath) -> Option<(Content, Meta)> {
+        let key = path.rel().as_os_str().as_bytes();
+        let now = self.now;
+        let fresh = match self.entries.get_mut(key) {
+            None => false,
+            // A file served from its descriptor is checked on every hit (one `fstat`, small
+            // next to sending more than 64 KiB): edited in place, its promised length and
+            // its bytes would disagree.
+            Some(Entry {
+                content: Content::File(f),
+                identity,
+                ..
+            }) if f.metadata().map(|md| Identity::of(&md)).ok() != Some(*identity) => false,
+            Some(e) if now.saturating_duration_since(e.checked_at) < REVALIDATE_EVERY => true,
+            Some(e) => {
+                let same =
+                    identity_at(root.dir.as_fd(), path.rel()).is_ok_and(|id| id == e.identity);
+                if same {
+                    e.checked_at = now;
+                }
+                same
+            }
+        };
+        if !fresh {
+            if let Some(old) = self.entries.remove(key) {
+                self.forget(&old);
+            }
+            self.stats.misses += 1;
+            return None;
+        }
+        self.stats.hits += 1;
+        self.entries.get(key).map(|e| (e.content.clone(), e.meta))
+    }
+
+    /// Caches a file just opened for `path` and returns its content: small bodies are read
+    /// into memory (a file that cannot be read whole is served from its descriptor and not
+    /// cached).
+    pub fn insert(&mut self, path: &SafePath, entry: FileEntry) -> Content {
+        let FileEntry { file, meta } = entry;
+        let Ok(identity) = file.metadata().map(|md| Identity::of(&md)) else {
+            return Content::File(Rc::new(file));
+        };
+        if identity.size != meta.size {
+            // Changed between open and now: serve this once, cache the next one.
+            return Content::File(Rc::new(file));
+        }
+        let content = if meta.size <= IN_MEMORY_MAX {
+            let mut body = vec![0u8; meta.size as usize];
+            if file.read_exact_at(&mut body, 0).is_err() {
+                return Content::File(Rc::new(file));
+            }
+            Content::Memory(Rc::from(body))
+        } else {
+            Content::File(Rc::new(file))
+        };
+        let bytes = match &content {
+            Content::Memory(b) => b.len(),
+            Content::File(_) => 0,
+        };
+        while !self.entries.is_empty()
+            && (self.entries.len() >= MAX_ENTRIES || self.memory + bytes > MAX_MEMORY)
+        {
+            self.evict_one();
+        }
+        if bytes > MAX_MEMORY {
+            return content;
+        }
+        let key: Box<[u8]> = path.rel().as_os_str().as_bytes().into();
+        self.memory += bytes;
+        let new = Entry {
+            meta,
+            content: content.clone(),
+            identity,
+            checked_at: self.now,
+        };
+        if let Some(old) = self.entries.insert(key, new) {
+            self.forget(&old);
+        }
+        content
+    }
+
+    fn evict_one(&mut self) {
+        let Some(key) = self.entries.keys().next().cloned() else {
+            return;
+        };
+        if let Some(old) = self.entries.remove(&key) {
+            self.forget(&old);
+        }
+    }
+
+    fn forget(&mut self, old: &Entry) {
+        if let Content::Memory(b) = &old.content {
+            self.memory -= b.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::{Dotfiles, Entry as FsEntry, resolve};
+
+    fn setup() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("small.txt"), b"hello").unwrap();
+        std::fs::write(dir.path().join("large.bin"), vec![1u8; 100_000]).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        (dir, root)
+    }
+
+    fn open(root: &Root, p: &SafePath) -> FileEntry {
+        match root.open_entry(p).unwrap() {
+            FsEntry::File(f) => f,
+            FsEntry::Dir(_) => panic!("a directory"),
+        }
+    }
+
+    fn path(p: &str) -> SafePath {
+        resolve(p.as_bytes(), Dotfiles::Hidden).unwrap()
+    }
+
+    #[test]
+    fn small_files_are_held_in_memory_and_large_ones_open() {
+        let (_d, root) = setup();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        assert!(cache.get(&root, &small).is_none());
+        match cache.insert(&small, open(&root, &small)) {
+            Content::Memory(b) => assert_eq!(&*b, b"hello"),
+            Content::File(_) => panic!("small file not in memory"),
+        }
+        let (content, meta) = cache.get(&root, &small).expect("hit");
+        assert!(matches!(content, Content::Memory(_)));
+        assert_eq!(meta.size, 5);
+        let large = path("/large.bin");
+        assert!(matches!(
+            cache.insert(&large, open(&root, &large)),
+            Content::File(_)
+        ));
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1 });
+    }
+
+    #[test]
+    fn a_changed_file_is_dropped_once_the_interval_has_passed() {
+        let (dir, root) = setup();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        // Replaced by rename, the usual deploy.
+        std::fs::write(dir.path().join("new.txt"), b"hello, world").unwrap();
+        std::fs::rename(dir.path().join("new.txt"), dir.path().join("small.txt")).unwrap();
+        // Within the interval the cached version is still served…
+        assert!(cache.get(&root, &small).is_some());
+        // …and after it, the change is noticed.
+        cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_none());
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn an_unchanged_file_survives_revalidation() {
+        let (_d, root) = setup();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        cache.set_now(Instant::now() + REVALIDATE_EVERY * 3);
+        assert!(cache.get(&root, &small).is_some());
+    }
+
+    #[test]
+    fn a_large_file_edited_in_place_is_dropped_at_once() {
+        let (dir, root) = setup();
+        let mut cache = FileCache::new();
+        let large = path("/large.bin");
+        cache.insert(&large, open(&root, &large));
+        std::fs::write(dir.path().join("large.bin"), b"short now").unwrap();
+        assert!(cache.get(&root, &large).is_none());
+    }
+
+    #[test]
+    fn a_deleted_file_is_dropped() {
+        let (dir, root) = setup();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        std::fs::remove_file(dir.path().join("small.txt")).unwrap();
+        cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_none());
+    }
+
+    #[test]
+    fn entries_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_ENTRIES + 10 {
+            std::fs::write(dir.path().join(format!("{i}.txt")), b"x").unwrap();
+        }
+        let root = Root::open(dir.path()).unwrap();
+        let mut cache = FileCache::new();
+        for i in 0..MAX_ENTRIES + 10 {
+            let p = path(&format!("/{i}.txt"));
+            cache.insert(&p, open(&root, &p));
+        }
+        assert_eq!(cache.len(), MAX_ENTRIES);
+        assert_eq!(cache.memory, MAX_ENTRIES);
+    }
+}
