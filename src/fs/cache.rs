@@ -57,6 +57,17 @@ struct Entry {
     content: Content,
     identity: Identity,
     checked_at: Instant,
+    /// Bytes the HTTP layer derived from `meta` once (the header fields of a full response)
+    /// and attached with [`FileCache::attach`]; opaque here.
+    prebuilt: Option<Rc<[u8]>>,
+}
+
+/// A cache hit.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub content: Content,
+    pub meta: Meta,
+    pub prebuilt: Option<Rc<[u8]>>,
 }
 
 /// Hit and miss counts since start.
@@ -111,7 +122,7 @@ impl FileCache {
 
     /// The cached file `path` names, if it is cached and still the same file. A miss is
     /// counted here; the caller opens the file and offers it to [`FileCache::insert`].
-    pub fn get(&mut self, root: &Root, path: &SafePath) -> Option<(Content, Meta)> {
+    pub fn get(&mut self, root: &Root, path: &SafePath) -> Option<Hit> {
         let key = path.rel().as_os_str().as_bytes();
         let now = self.now;
         let fresh = match self.entries.get_mut(key) {
@@ -142,7 +153,19 @@ impl FileCache {
             return None;
         }
         self.stats.hits += 1;
-        self.entries.get(key).map(|e| (e.content.clone(), e.meta))
+        self.entries.get(key).map(|e| Hit {
+            content: e.content.clone(),
+            meta: e.meta,
+            prebuilt: e.prebuilt.clone(),
+        })
+    }
+
+    /// Attaches bytes derived from the entry's metadata, returned with every later hit until
+    /// the entry changes.
+    pub fn attach(&mut self, path: &SafePath, prebuilt: Rc<[u8]>) {
+        if let Some(e) = self.entries.get_mut(path.rel().as_os_str().as_bytes()) {
+            e.prebuilt = Some(prebuilt);
+        }
     }
 
     /// Caches a file just opened for `path` and returns its content: small bodies are read
@@ -185,6 +208,7 @@ impl FileCache {
             content: content.clone(),
             identity,
             checked_at: self.now,
+            prebuilt: None,
         };
         if let Some(old) = self.entries.insert(key, new) {
             self.forget(&old);
@@ -242,16 +266,20 @@ mod tests {
             Content::Memory(b) => assert_eq!(&*b, b"hello"),
             Content::File(_) => panic!("small file not in memory"),
         }
-        let (content, meta) = cache.get(&root, &small).expect("hit");
-        assert!(matches!(content, Content::Memory(_)));
-        assert_eq!(meta.size, 5);
+        let hit = cache.get(&root, &small).expect("hit");
+        assert!(matches!(hit.content, Content::Memory(_)));
+        assert_eq!(hit.meta.size, 5);
+        assert!(hit.prebuilt.is_none());
+        cache.attach(&small, Rc::from(&b"fields"[..]));
+        let hit = cache.get(&root, &small).expect("hit");
+        assert_eq!(hit.prebuilt.as_deref(), Some(&b"fields"[..]));
         let large = path("/large.bin");
         assert!(matches!(
             cache.insert(&large, open(&root, &large)),
             Content::File(_)
         ));
         assert_eq!(cache.len(), 2);
-        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 1 });
+        assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 1 });
     }
 
     #[test]

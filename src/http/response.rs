@@ -129,6 +129,25 @@ impl HeadBuilder {
         HeadBuilder { buf }
     }
 
+    /// A builder for header fields only (no status line), to prebuild a block of fields that
+    /// [`HeadBuilder::raw`] inserts later.
+    pub fn fields() -> HeadBuilder {
+        HeadBuilder {
+            buf: Vec::with_capacity(192),
+        }
+    }
+
+    /// The fields written so far (for a builder from [`HeadBuilder::fields`]).
+    pub fn into_fields(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Appends prebuilt header fields (each ending in CRLF).
+    pub fn raw(&mut self, fields: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(fields);
+        self
+    }
+
     /// Adds `name: value`. `value` must already be a valid field value.
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(name.as_bytes());

@@ -285,9 +285,16 @@ fn get(
         safe.clone()
     };
     if let Some(cache) = cache.as_deref_mut()
-        && let Some((content, meta)) = cache.get(&site.root, &file_path)
+        && let Some(hit) = cache.get(&site.root, &file_path)
     {
-        return file_response(cx, req, Source::from(content), &meta, cc);
+        // The header fields of a full 200 are built once per cached file version.
+        let fields = hit.prebuilt.unwrap_or_else(|| {
+            let fields: Rc<[u8]> = full_fields(&hit.meta, cc).into();
+            cache.attach(&file_path, Rc::clone(&fields));
+            fields
+        });
+        let source = Source::from(hit.content);
+        return file_response(cx, req, source, &hit.meta, cc, Some(&fields));
     }
     // Opened here, served once, and offered to the cache.
     let mut serve_file = |f: FileEntry, key: &fs::SafePath| {
@@ -296,7 +303,7 @@ fn get(
             Some(cache) => Source::from(cache.insert(key, f)),
             None => Source::File(Rc::new(f.file)),
         };
-        file_response(cx, req, source, &meta, cc)
+        file_response(cx, req, source, &meta, cc, None)
     };
     match site.root.open_entry(&safe) {
         // `/file.txt/` names a directory that is not there.
@@ -361,7 +368,7 @@ fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
     let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
     match site.root.open_favicon() {
         Some(FileEntry { file, meta }) => {
-            file_response(cx, req, Source::File(Rc::new(file)), &meta, cc)
+            file_response(cx, req, Source::File(Rc::new(file)), &meta, cc, None)
         }
         None => file_response(
             cx,
@@ -369,6 +376,7 @@ fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
             Source::Static(fs::favicon::EMBEDDED),
             &site.favicon,
             cc,
+            None,
         ),
     }
 }
@@ -430,12 +438,33 @@ pub fn clamped_slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
     &bytes[start..end]
 }
 
+/// The header fields of a full 200 for a file, in the order [`file_response`] writes them:
+/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Content-Type`, `Content-Length`.
+fn full_fields(meta: &Meta, cache_control: Option<&[u8]>) -> Vec<u8> {
+    let mut lm = Vec::with_capacity(32);
+    HttpDate::from_unix(meta.last_modified_secs()).write_imf(&mut lm);
+    let mut fields = HeadBuilder::fields();
+    fields
+        .header("ETag", meta.etag.as_bytes())
+        .header("Last-Modified", &lm);
+    if let Some(cc) = cache_control {
+        fields.header("Cache-Control", cc);
+    }
+    fields
+        .content_type(meta.content_type)
+        .content_length(meta.size);
+    fields.into_fields()
+}
+
+/// The response for a file. `full_200_fields`, when given, is [`full_fields`] for this
+/// file, prebuilt by the caller (a worker's cache keeps it per file version).
 fn file_response(
     cx: &Cx<'_>,
     req: &Request<'_>,
     source: Source,
     meta: &Meta,
     cache_control: Option<&[u8]>,
+    full_200_fields: Option<&[u8]>,
 ) -> Response {
     let last_modified = HttpDate::from_unix(meta.last_modified_secs());
     let validators = Validators {
@@ -477,9 +506,19 @@ fn file_response(
     };
     match decision {
         RangeDecision::Full => {
-            let mut head = with_validators(Status::Ok);
-            head.content_type(meta.content_type)
-                .content_length(meta.size);
+            let head = match full_200_fields {
+                Some(fields) => {
+                    let mut head = HeadBuilder::new(Status::Ok, cx.date);
+                    head.raw(fields);
+                    head
+                }
+                None => {
+                    let mut head = with_validators(Status::Ok);
+                    head.content_type(meta.content_type)
+                        .content_length(meta.size);
+                    head
+                }
+            };
             cx.finish(Status::Ok, head, source.body(0..meta.size))
         }
         RangeDecision::Single(range) => {

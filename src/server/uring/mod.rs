@@ -265,7 +265,7 @@ pub enum StartFailure {
 }
 
 /// Checks, on the calling thread, that this kernel lets us set up a ring with the operations
-/// the workers use. The reason is one line for the log.
+/// and features the workers use. The reason is one line for the log.
 fn probe() -> Result<(), String> {
     let ring = match io_uring::IoUring::new(8) {
         Ok(r) => r,
@@ -288,7 +288,30 @@ fn probe() -> Result<(), String> {
             return Err(format!("this kernel's io_uring lacks the {name} operation"));
         }
     }
+    if !ring.params().is_feature_ext_arg() {
+        return Err(
+            "this kernel's io_uring cannot wait with a timeout (EXT_ARG, Linux 5.11+)".into(),
+        );
+    }
+    // Multishot recv with provided-buffer rings needs Linux 6.0; the probe above cannot see
+    // it (the opcode is the plain recv), so the release is checked.
+    if let Some((major, minor)) = kernel_release()
+        && (major, minor) < (6, 0)
+    {
+        return Err(format!(
+            "Linux {major}.{minor} lacks multishot recv (6.0 or later is needed)"
+        ));
+    }
     Ok(())
+}
+
+/// The running kernel's `major.minor`, from `uname`.
+fn kernel_release() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 fn setup_error(e: &io::Error) -> String {
@@ -309,5 +332,27 @@ fn setup_error(e: &io::Error) -> String {
             "io_uring_setup ran out of locked memory (ENOMEM; raise RLIMIT_MEMLOCK)".into()
         }
         _ => format!("io_uring_setup failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_machine_runs_io_uring_or_says_why_in_one_line() {
+        match probe() {
+            Ok(()) => assert!(kernel_release().is_some_and(|v| v >= (6, 0))),
+            Err(why) => assert!(!why.is_empty() && !why.contains('\n'), "{why}"),
+        }
+    }
+
+    #[test]
+    fn setup_errors_read_as_one_line_each() {
+        for errno in [libc::ENOSYS, libc::EPERM, libc::ENOMEM, libc::EINVAL] {
+            let line = setup_error(&io::Error::from_raw_os_error(errno));
+            assert!(!line.contains('\n') && line.len() > 10, "{line}");
+        }
+        assert!(setup_error(&io::Error::from_raw_os_error(libc::ENOSYS)).contains("ENOSYS"));
     }
 }
