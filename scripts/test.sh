@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
-# serving the demo site. Stops at the first failing step.
+# serving the demo site, the embedding example, and a real nginx in front of three origins
+# (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
 set -euo pipefail
 
 usage() {
@@ -118,5 +119,49 @@ wait "$server_pid" || {
     exit 1
 }
 server_pid=
+
+step "embedding example: examples/embed.rs serves, counts, stops by itself"
+cargo build --quiet --example embed
+target/debug/examples/embed --requests 2 --seconds 20 >"$smoke_dir/embed.out" 2>&1 &
+server_pid=$!
+embed_url=
+for ((i = 0; i < 50; i++)); do
+    embed_url=$(sed -n 's|^embed: serving .* at \(http://[^ ]*/\)$|\1|p' "$smoke_dir/embed.out")
+    [[ -n $embed_url ]] && break
+    sleep 0.1
+done
+[[ -n $embed_url ]] || {
+    echo "test.sh: the embed example printed no address within 5 s:" >&2
+    cat "$smoke_dir/embed.out" >&2
+    exit 1
+}
+curl --silent --fail --max-time 5 "$embed_url" | grep -q "served by an embedded ringserve" || {
+    echo "test.sh: GET $embed_url from the embed example failed" >&2
+    exit 1
+}
+curl --silent --fail --max-time 5 "$embed_url-/status" | grep -q '^ringserve_requests_total' || {
+    echo "test.sh: the embed example's status path failed" >&2
+    exit 1
+}
+# Two responses sent: it must stop by itself, well before its 20 s bound.
+for ((i = 0; i < 50; i++)); do
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+wait "$server_pid" || {
+    echo "test.sh: the embed example did not exit cleanly:" >&2
+    cat "$smoke_dir/embed.out" >&2
+    exit 1
+}
+server_pid=
+grep -q '^embed: stopped (request count reached) after 2 responses$' "$smoke_dir/embed.out" || {
+    echo "test.sh: unexpected output from the embed example:" >&2
+    cat "$smoke_dir/embed.out" >&2
+    exit 1
+}
+cat "$smoke_dir/embed.out"
+
+step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
+scripts/proxy/test.sh
 
 step "all checks passed"

@@ -2,9 +2,13 @@
 //! `main.rs` maps flags onto the same builder).
 
 use crate::fs::Dotfiles;
+use crate::http::forwarded::{TrustedProxies, TrustedProxy};
+use crate::http::probe::{self, Probes};
 use crate::http::{Listing, serve::DEFAULT_MAX_HEAD};
+use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// How bytes move between sockets and the HTTP core.
@@ -45,6 +49,42 @@ impl AccessLog {
     }
 }
 
+/// Where to listen: a TCP address, or a Unix-domain socket path (`unix:/run/site.sock`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => a.fmt(f),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    /// `127.0.0.1:8080`, `[::1]:8080`, or `unix:/path/to.sock` (an absolute path, so the
+    /// socket does not move with the working directory).
+    fn from_str(s: &str) -> Result<ListenAddr, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "'{s}': a Unix socket path must be absolute (unix:/path)"
+                ));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        s.parse::<SocketAddr>()
+            .map(ListenAddr::Tcp)
+            .map_err(|_| format!("'{s}' is not an address: use IP:PORT, [IPv6]:PORT or unix:/path"))
+    }
+}
+
 /// The default address: loopback only, so a first run exposes nothing.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -54,6 +94,7 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub struct Config {
     pub(crate) root: PathBuf,
     pub(crate) listen: Vec<SocketAddr>,
+    pub(crate) listen_unix: Vec<PathBuf>,
     pub(crate) mode: Mode,
     pub(crate) workers: usize,
     pub(crate) listing: Listing,
@@ -65,6 +106,9 @@ pub struct Config {
     pub(crate) max_head: usize,
     pub(crate) cache_control: Option<String>,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) probes: Probes,
+    pub(crate) drain_delay: Duration,
 }
 
 impl Config {
@@ -75,6 +119,7 @@ impl Config {
         Config {
             root: root.into(),
             listen: Vec::new(),
+            listen_unix: Vec::new(),
             mode: Mode::default(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             listing: Listing::Off,
@@ -86,13 +131,55 @@ impl Config {
             max_head: DEFAULT_MAX_HEAD,
             cache_control: None,
             shutdown_grace: Duration::from_secs(10),
+            trusted_proxies: TrustedProxies::default(),
+            probes: Probes::default(),
+            drain_delay: Duration::ZERO,
         }
     }
 
-    /// Adds a listening address (repeatable). Port 0 picks a free port. Without any,
-    /// [`DEFAULT_LISTEN`] is used.
+    /// Adds a listening address (repeatable). Port 0 picks a free port. Without any address
+    /// (TCP or Unix), [`DEFAULT_LISTEN`] is used.
     pub fn listen(mut self, addr: SocketAddr) -> Config {
         self.listen.push(addr);
+        self
+    }
+
+    /// Adds a Unix-domain listening socket at `path` (repeatable), shared by all workers.
+    /// The socket file is created with mode `0660` (owner and group may connect: put the
+    /// proxy's user in the server's group), replaces a stale socket left by a crash, refuses
+    /// a socket another process still listens on, and is removed on shutdown.
+    pub fn listen_unix(mut self, path: impl Into<PathBuf>) -> Config {
+        self.listen_unix.push(path.into());
+        self
+    }
+
+    /// Adds either kind of address.
+    pub fn listen_addr(self, addr: ListenAddr) -> Config {
+        match addr {
+            ListenAddr::Tcp(a) => self.listen(a),
+            ListenAddr::Unix(p) => self.listen_unix(p),
+        }
+    }
+
+    /// Believes `X-Forwarded-For` / `X-Real-IP` from peers in this block (repeatable), for the
+    /// client address in the access log; `TrustedProxy::Unix` trusts Unix-socket peers. See
+    /// [`crate::http::forwarded`] for the exact rule.
+    pub fn trusted_proxy(mut self, proxy: TrustedProxy) -> Config {
+        self.trusted_proxies.add(proxy);
+        self
+    }
+
+    /// Answers `path` with `200 ok` while serving and `503` once shutting down. The path must
+    /// not name anything under the root ([`crate::Server::bind`] refuses to start if it does).
+    pub fn health_path(mut self, path: impl Into<String>) -> Config {
+        self.probes.health = Some(path.into());
+        self
+    }
+
+    /// Answers `path` with the counters in the Prometheus text format (same rules as
+    /// [`Config::health_path`]).
+    pub fn status_path(mut self, path: impl Into<String>) -> Config {
+        self.probes.status = Some(path.into());
         self
     }
 
@@ -161,18 +248,32 @@ impl Config {
         self
     }
 
+    /// On shutdown, keep accepting for this long while the health path answers 503 and every
+    /// response closes its connection, so a proxy's health check takes this instance out of
+    /// rotation before it stops listening; then shut down as usual. Default: zero.
+    pub fn drain_delay(mut self, t: Duration) -> Config {
+        self.drain_delay = t;
+        self
+    }
+
     /// Worker threads the uring mode will start.
     pub fn worker_count(&self) -> usize {
         self.workers
     }
 
-    /// The addresses to listen on, with the default filled in.
+    /// The TCP addresses to listen on, with the default filled in when no address of either
+    /// kind was given.
     pub(crate) fn listen_addrs(&self) -> Vec<SocketAddr> {
-        if self.listen.is_empty() {
+        if self.listen.is_empty() && self.listen_unix.is_empty() {
             vec![DEFAULT_LISTEN]
         } else {
             self.listen.clone()
         }
+    }
+
+    /// The Unix socket paths to listen on.
+    pub(crate) fn unix_paths(&self) -> &[PathBuf] {
+        &self.listen_unix
     }
 
     /// Checks the values that can be wrong independently of the machine.
@@ -205,6 +306,26 @@ impl Config {
                 ));
             }
         }
+        if let Some(p) = &self.probes.health {
+            probe::check_path("--health-path", p)?;
+        }
+        if let Some(p) = &self.probes.status {
+            probe::check_path("--status-path", p)?;
+        }
+        if self.probes.health.is_some() && self.probes.health == self.probes.status {
+            return Err("--health-path and --status-path must differ".into());
+        }
+        for (i, p) in self.listen_unix.iter().enumerate() {
+            if !p.is_absolute() {
+                return Err(format!(
+                    "unix:{}: a Unix socket path must be absolute",
+                    p.display()
+                ));
+            }
+            if self.listen_unix[..i].contains(p) {
+                return Err(format!("unix:{} is given twice", p.display()));
+            }
+        }
         Ok(())
     }
 }
@@ -219,6 +340,32 @@ mod tests {
         assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.listen_addrs(), vec![DEFAULT_LISTEN]);
         assert_eq!(DEFAULT_LISTEN.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn a_unix_socket_alone_replaces_the_default_tcp_address() {
+        let c = Config::new("www").listen_unix("/tmp/s.sock");
+        assert_eq!(c.listen_addrs(), Vec::<SocketAddr>::new());
+        assert_eq!(c.unix_paths(), [PathBuf::from("/tmp/s.sock")]);
+    }
+
+    #[test]
+    fn listen_addresses_parse() {
+        assert_eq!(
+            "unix:/run/a.sock".parse::<ListenAddr>(),
+            Ok(ListenAddr::Unix("/run/a.sock".into()))
+        );
+        assert_eq!(
+            "[::1]:80".parse::<ListenAddr>(),
+            Ok(ListenAddr::Tcp("[::1]:80".parse().unwrap()))
+        );
+        assert_eq!(
+            ListenAddr::Unix("/run/a.sock".into()).to_string(),
+            "unix:/run/a.sock"
+        );
+        for bad in ["unix:rel.sock", "unix:", "localhost:80", "1.2.3.4"] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -240,6 +387,19 @@ mod tests {
                 "--cache-control",
             ),
             (Config::new("w").cache_control(""), "--cache-control"),
+            (Config::new("w").health_path("health"), "--health-path"),
+            (Config::new("w").status_path("/a/../b"), "--status-path"),
+            (
+                Config::new("w").health_path("/x").status_path("/x"),
+                "must differ",
+            ),
+            (Config::new("w").listen_unix("rel.sock"), "must be absolute"),
+            (
+                Config::new("w")
+                    .listen_unix("/a.sock")
+                    .listen_unix("/a.sock"),
+                "given twice",
+            ),
         ];
         for (config, flag) in cases {
             let err = config.validate().unwrap_err();

@@ -2,8 +2,7 @@
 //! shut down gracefully. Nothing else happens here.
 
 use clap::Parser;
-use ringserve::{AccessLog, Config, Mode, Server, TerminationSignals};
-use std::net::SocketAddr;
+use ringserve::{AccessLog, Config, ListenAddr, Mode, Server, TerminationSignals, TrustedProxy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,9 +18,28 @@ struct Cli {
     #[arg(default_value = "www")]
     dir: PathBuf,
 
-    /// Address to listen on (repeatable), e.g. 127.0.0.1:8080 or [::1]:8080.
-    #[arg(long = "listen", value_name = "ADDR", default_values_t = [ringserve::DEFAULT_LISTEN])]
-    listen: Vec<SocketAddr>,
+    /// Address to listen on (repeatable): 127.0.0.1:8080, [::1]:8080, or unix:/path/to.sock
+    /// (mode 0660, shared by all workers, removed on shutdown) [default: 127.0.0.1:8080].
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<ListenAddr>,
+
+    /// Believe X-Forwarded-For / X-Real-IP from peers in this block (repeatable), e.g.
+    /// 10.0.0.0/8, 127.0.0.1, ::1, or unix: for Unix-socket peers.
+    #[arg(long = "trusted-proxy", value_name = "CIDR|unix:")]
+    trusted_proxy: Vec<TrustedProxy>,
+
+    /// Answer this path with 200 "ok" while serving, 503 while shutting down.
+    #[arg(long, value_name = "PATH")]
+    health_path: Option<String>,
+
+    /// Answer this path with counters in the Prometheus text format.
+    #[arg(long, value_name = "PATH")]
+    status_path: Option<String>,
+
+    /// Seconds to keep accepting after SIGTERM while the health path answers 503, before
+    /// stopping (lets a proxy's health check drain this instance first).
+    #[arg(long, value_name = "S", default_value_t = 0.0, value_parser = seconds_or_zero)]
+    drain_delay: f64,
 
     /// I/O mode.
     #[arg(long, value_enum, default_value_t = CliMode::Uring)]
@@ -84,6 +102,15 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+fn seconds_or_zero(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=3_600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 3600"
+        )),
+    }
+}
+
 impl Cli {
     fn into_config(self) -> Config {
         let mut config = Config::new(self.dir)
@@ -95,9 +122,19 @@ impl Cli {
             .idle_timeout(Duration::from_secs_f64(self.idle_timeout))
             .max_conns(self.max_conns as usize)
             .max_head(self.max_head as usize)
-            .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace));
+            .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace))
+            .drain_delay(Duration::from_secs_f64(self.drain_delay));
         for addr in self.listen {
-            config = config.listen(addr);
+            config = config.listen_addr(addr);
+        }
+        for proxy in self.trusted_proxy {
+            config = config.trusted_proxy(proxy);
+        }
+        if let Some(p) = self.health_path {
+            config = config.health_path(p);
+        }
+        if let Some(p) = self.status_path {
+            config = config.status_path(p);
         }
         if let Some(n) = self.workers {
             config = config.workers(usize::from(n));
@@ -139,15 +176,26 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let mut places: Vec<String> = handle
+        .local_addrs()
+        .iter()
+        .map(|a| format!("http://{a}/"))
+        .collect();
+    places.extend(
+        handle
+            .unix_paths()
+            .iter()
+            .map(|p| format!("unix:{}", p.display())),
+    );
     eprintln!(
-        "ringserve: serving {} at http://{}/ (mode {}, {})",
+        "ringserve: serving {} at {} (mode {}, {})",
         handle.root_path().display(),
-        handle.local_addr(),
+        places[0],
         handle.mode(),
         handle.detail()
     );
-    for extra in &handle.local_addrs()[1..] {
-        eprintln!("ringserve: also listening at http://{extra}/");
+    for extra in &places[1..] {
+        eprintln!("ringserve: also listening at {extra}");
     }
     let trigger = handle.trigger();
     let waiter = std::thread::Builder::new()

@@ -427,3 +427,155 @@ fn access_log_to_stdout() {
         "{line:?}"
     );
 }
+
+#[test]
+fn a_bad_trusted_proxy_exits_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    for (value, reason) in [
+        ("10.0.0.0/33", "prefix /33 is longer than 32 bits"),
+        ("10.1.2.3/8", "host bits set (did you mean 10.0.0.0/8?)"),
+        ("localhost", "'localhost' is not an IPv4 or IPv6 address"),
+    ] {
+        let (status, stderr) = run(&["--trusted-proxy", value, root]);
+        assert_eq!(status.code(), Some(2), "{value}: stderr {stderr:?}");
+        let errors: Vec<_> = stderr.iter().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{value}: stderr {stderr:?}");
+        assert!(
+            errors[0].contains("--trusted-proxy") && errors[0].contains(reason),
+            "{value}: stderr {stderr:?}"
+        );
+    }
+    assert_usage_error(&["--listen", "unix:relative.sock", root]);
+    assert_usage_error(&["--health-path", "healthz", root]);
+    assert_usage_error(&["--status-path", "/a/../b", root]);
+}
+
+#[test]
+fn a_probe_path_that_hides_a_file_exits_2_with_one_line() {
+    let (_dir, root) = site_with_index("<p>x</p>\n");
+    for flag in ["--health-path", "--status-path"] {
+        let (status, stderr) = run(&[
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            "/index.html",
+            root.to_str().unwrap(),
+        ]);
+        assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+        assert_eq!(stderr.len(), 1, "stderr {stderr:?}");
+        assert!(
+            stderr[0].starts_with(&format!("ringserve: error: {flag} /index.html would hide ")),
+            "stderr {stderr:?}"
+        );
+    }
+}
+
+/// `ringserve: serving <root> at unix:<path> (mode …)` → the path.
+fn parse_unix_startup(line: &str) -> std::path::PathBuf {
+    let rest = line
+        .split_once(" at unix:")
+        .unwrap_or_else(|| panic!("no unix: address in {line:?}"))
+        .1;
+    let (path, _) = rest
+        .split_once(" (mode ")
+        .unwrap_or_else(|| panic!("no mode in {line:?}"));
+    path.into()
+}
+
+fn unix_http_get(path: &Path, target: &str) -> Vec<u8> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).expect("read reply");
+    reply
+}
+
+#[test]
+fn unix_socket_serves_probes_and_is_removed_on_sigterm() {
+    let (dir, root) = site_with_index("<p>over unix</p>\n");
+    let sock = dir.path().join("rs.sock");
+    let listen = format!("unix:{}", sock.display());
+    let mut child = Child::spawn(
+        ringserve()
+            .args(["--listen", &listen, "--mode", "threaded"])
+            .args(["--health-path", "/healthz", "--status-path", "/metrics"])
+            .args(["--trusted-proxy", "unix:", "--trusted-proxy", "10.0.0.0/8"])
+            .arg(&root),
+    );
+    assert_eq!(parse_unix_startup(&child.startup_line()), sock);
+    let reply = unix_http_get(&sock, "/");
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    assert!(reply.ends_with(b"<p>over unix</p>\n"), "{reply:?}");
+    let reply = unix_http_get(&sock, "/healthz");
+    assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
+    assert!(reply.ends_with(b"\r\n\r\nok\n"), "{reply:?}");
+    let reply = String::from_utf8(unix_http_get(&sock, "/metrics")).unwrap();
+    assert!(
+        reply.contains("\nringserve_requests_total{class=\"2xx\"} 2\n"),
+        "{reply}"
+    );
+
+    // A second instance on the same live socket is refused with one clear line.
+    let (status, stderr) = run(&[
+        "--listen",
+        &listen,
+        "--mode",
+        "threaded",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+    assert_eq!(
+        stderr,
+        [format!(
+            "ringserve: error: cannot listen on {listen}: another process is listening on it"
+        )]
+    );
+
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    assert_eq!(child.wait().code(), Some(0));
+    assert!(!sock.exists(), "socket file left behind after SIGTERM");
+}
+
+#[test]
+fn drain_delay_keeps_serving_with_health_503_after_sigterm() {
+    let (_dir, root) = site_with_index("<p>draining</p>\n");
+    let mut child = Child::spawn(
+        ringserve()
+            .args(["--listen", "127.0.0.1:0", "--mode", "threaded"])
+            .args(["--health-path", "/healthz", "--drain-delay", "1"])
+            .arg(&root),
+    );
+    let addr = parse_startup(&child.startup_line(), &root);
+    assert!(http_get(addr, "/healthz").starts_with(b"HTTP/1.1 200 OK\r\n"));
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    thread::sleep(Duration::from_millis(200));
+    let health = http_get(addr, "/healthz");
+    assert!(
+        health.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"),
+        "{health:?}"
+    );
+    let page = http_get(addr, "/");
+    assert!(page.starts_with(b"HTTP/1.1 200 OK\r\n"), "{page:?}");
+    assert!(page.ends_with(b"<p>draining</p>\n"), "{page:?}");
+    assert_eq!(child.wait().code(), Some(0));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_usage_error(&["--drain-delay", "-1", root.to_str().unwrap()]);
+    assert_usage_error(&["--drain-delay", "soon", root.to_str().unwrap()]);
+}

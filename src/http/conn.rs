@@ -138,7 +138,8 @@ impl Conn {
         if self.start == self.buf.len() {
             self.reset_buffer();
             return match life {
-                Lifecycle::Serving => Step::NeedMore,
+                // Announcing: a connection accepted now still gets its first request answered.
+                Lifecycle::Serving | Lifecycle::Announcing => Step::NeedMore,
                 Lifecycle::Draining => {
                     self.state = State::Done(Closing::Immediate);
                     Step::Close
@@ -247,6 +248,9 @@ fn log_fields(req: &Request<'_>) -> LogFields {
         request_line,
         referer: req.headers.referer.map(<[u8]>::to_vec),
         user_agent: req.headers.user_agent.map(<[u8]>::to_vec),
+        x_forwarded_for: (!req.headers.x_forwarded_for.is_empty())
+            .then(|| req.headers.x_forwarded_for.join(&b", "[..])),
+        x_real_ip: req.headers.x_real_ip.map(<[u8]>::to_vec),
     }
 }
 
@@ -480,6 +484,21 @@ mod tests {
             conn.poll(&f.site, &f.date, Lifecycle::Draining),
             Step::Close
         ));
+    }
+
+    #[test]
+    fn an_idle_connection_announcing_waits_for_its_request_which_then_closes() {
+        let f = fixture(SiteOptions::default());
+        let mut conn = Conn::new();
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Announcing),
+            Step::NeedMore
+        ));
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n");
+        let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Announcing) else {
+            panic!("expected a response");
+        };
+        assert_eq!(r.after, After::Close);
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod conditional;
 pub mod conn;
 pub mod date;
 pub mod etag;
+pub mod forwarded;
+pub mod probe;
 pub mod range;
 pub mod request;
 pub mod response;
@@ -16,6 +18,7 @@ pub mod status;
 
 pub use conn::{Closing, Conn, Step};
 pub use date::{DateCache, HttpDate};
+pub use forwarded::{ClientAddr, Peer, TrustedProxies, TrustedProxy};
 pub use response::{After, Body, LogFields, Response};
 pub use serve::{Lifecycle, Listing, Logging, Site, SiteOptions};
 pub use status::Status;

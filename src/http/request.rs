@@ -115,6 +115,10 @@ pub struct Headers<'a> {
     pub range: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
+    /// Every `X-Forwarded-For` line, in order (only the access log reads them).
+    pub x_forwarded_for: Vec<&'a [u8]>,
+    /// The last `X-Real-IP` line.
+    pub x_real_ip: Option<&'a [u8]>,
 }
 
 /// A parsed request head, borrowing the connection's buffer.
@@ -295,6 +299,7 @@ fn typed_headers<'a>(
             7 if name.eq_ignore_ascii_case(b"referer") => h.referer = Some(value),
             8 if name.eq_ignore_ascii_case(b"if-match") => h.if_match.push(value),
             8 if name.eq_ignore_ascii_case(b"if-range") => h.if_range = Some(value),
+            9 if name.eq_ignore_ascii_case(b"x-real-ip") => h.x_real_ip = Some(value),
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 h.connection = merge_connection(h.connection, value);
             }
@@ -307,6 +312,7 @@ fn typed_headers<'a>(
                 }
                 content_length = Some(n);
             }
+            15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for.push(value),
             17 if name.eq_ignore_ascii_case(b"if-modified-since") => {
                 h.if_modified_since = Some(value);
             }
@@ -480,6 +486,20 @@ mod tests {
         assert_eq!(h.if_range, Some(&b"\"a\""[..]));
         assert_eq!(h.user_agent, Some(&b"t/1"[..]));
         assert_eq!(h.referer, Some(&b"r"[..]));
+    }
+
+    #[test]
+    fn forwarding_headers_are_collected_in_order() {
+        let (r, _) = complete(
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.1, 10.0.0.1\r\n\
+              x-real-ip: 192.0.2.9\r\nx-forwarded-for:  10.0.0.2 \r\n\r\n",
+        );
+        let h = &r.headers;
+        assert_eq!(
+            h.x_forwarded_for,
+            vec![&b"192.0.2.1, 10.0.0.1"[..], &b"10.0.0.2"[..]]
+        );
+        assert_eq!(h.x_real_ip, Some(&b"192.0.2.9"[..]));
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct LogFields {
     pub request_line: Vec<u8>,
     pub referer: Option<Vec<u8>>,
     pub user_agent: Option<Vec<u8>>,
+    /// Every `X-Forwarded-For` line joined by `, `, in order (see [`super::forwarded`]).
+    pub x_forwarded_for: Option<Vec<u8>>,
+    pub x_real_ip: Option<Vec<u8>>,
 }
 
 /// Writes a response head. Every head starts with the status line, `Server` and `Date`, and

@@ -3,7 +3,8 @@
 //!
 //! Order of decisions for a request:
 //! 1. Method: OPTIONS → 204 + `Allow`; anything but GET/HEAD → 405 + `Allow`.
-//! 2. Target: `*` → 400 (only OPTIONS may use it). `/favicon.ico` → the root's, else embedded.
+//! 2. Target: `*` → 400 (only OPTIONS may use it). The health and status paths, when
+//!    configured → [`super::probe`]. `/favicon.ico` → the root's, else embedded.
 //! 3. Path: [`crate::fs::resolve()`] (400 for bad encoding, NUL or climbing above the root; 404
 //!    for hidden dotfiles), then open beneath the root (404 / 403 / 500).
 //! 4. Directory: `/dir` → 301 with the relative `Location: dir/` (query kept); `/dir/` →
@@ -13,16 +14,19 @@
 
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
+use super::probe::{self, Probes};
 use super::range::{self, RangeDecision};
 use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
 use crate::fs::cache::{Content, FileCache};
 use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
+use crate::stats::Stats;
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Whether directories without `index.html` are listed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -44,6 +48,11 @@ pub enum Logging {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lifecycle {
     Serving,
+    /// A shutdown is coming (the drain delay): new connections are still accepted and their
+    /// first request awaited, but the health path answers 503 and every response closes its
+    /// connection, so a proxy moves away before the listeners stop.
+    Announcing,
+    /// The listeners are stopped: responses close their connection, idle connections close.
     Draining,
 }
 
@@ -81,6 +90,8 @@ pub struct Site {
     pub(crate) root: Root,
     pub(crate) options: SiteOptions,
     favicon: Meta,
+    probes: Probes,
+    stats: Arc<Stats>,
 }
 
 impl Site {
@@ -98,7 +109,31 @@ impl Site {
             root,
             options,
             favicon,
+            probes: Probes::default(),
+            stats: Arc::new(Stats::new(1)),
         }
+    }
+
+    /// Answers the health and status paths in `probes` (checked with
+    /// [`probe::check_path`] and against the root's contents by the caller).
+    pub fn with_probes(mut self, probes: Probes) -> Site {
+        self.probes = probes;
+        self
+    }
+
+    /// The counters the drivers update and the status path renders (by default one
+    /// worker's worth that nobody renders).
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> Site {
+        self.stats = stats;
+        self
+    }
+
+    pub fn probes(&self) -> &Probes {
+        &self.probes
+    }
+
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     pub fn root(&self) -> &Root {
@@ -212,7 +247,10 @@ pub fn respond(
         ),
         (Method::Get | Method::Head, Target::Asterisk) => cx.message(Status::BadRequest),
         (Method::Get | Method::Head, Target::Path { path, query }) => {
-            get(site, cache, &cx, req, path, query)
+            match probe::answer(site, path, date, life) {
+                Some((status, head, body)) => cx.finish(status, head, body),
+                None => get(site, cache, &cx, req, path, query),
+            }
         }
     }
 }

@@ -4,18 +4,22 @@
 //!
 //! Request-derived fields are escaped like nginx does (`"`, `\`, control and non-ASCII bytes
 //! become `\xHH`), so a client cannot forge lines or break the quoting.
+//!
+//! The client address is the peer's, or the one a trusted proxy forwarded
+//! ([`Sink::client`], which applies [`crate::http::forwarded::real_client`]); a Unix-socket
+//! peer without a forwarded address is logged as `unix:`.
 
 use crate::config::AccessLog;
+use crate::http::forwarded::{self, ClientAddr, Peer, TrustedProxies};
 use crate::http::{HttpDate, LogFields, Status};
 use std::fs::OpenOptions;
 use std::io::{self, LineWriter, Write};
-use std::net::IpAddr;
 use std::sync::Mutex;
 
 /// One exchange, as logged.
 #[derive(Debug)]
 pub struct Entry<'a> {
-    pub client: IpAddr,
+    pub client: ClientAddr,
     pub time: HttpDate,
     pub fields: Option<&'a LogFields>,
     pub status: Status,
@@ -55,9 +59,10 @@ fn escape_into(value: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// A shared, line-buffered log sink.
+/// A shared, line-buffered log sink, with the proxies whose forwarding headers it believes.
 pub struct Sink {
     out: Mutex<LineWriter<Box<dyn Write + Send>>>,
+    trusted: TrustedProxies,
 }
 
 impl std::fmt::Debug for Sink {
@@ -67,7 +72,7 @@ impl std::fmt::Debug for Sink {
 }
 
 impl Sink {
-    pub fn open(target: &AccessLog) -> io::Result<Sink> {
+    pub fn open(target: &AccessLog, trusted: TrustedProxies) -> io::Result<Sink> {
         let out: Box<dyn Write + Send> = match target {
             AccessLog::Stdout => Box::new(io::stdout()),
             AccessLog::File(path) => {
@@ -76,7 +81,18 @@ impl Sink {
         };
         Ok(Sink {
             out: Mutex::new(LineWriter::new(out)),
+            trusted,
         })
+    }
+
+    /// The address to log for a request from `peer` (the real client behind a trusted proxy).
+    pub fn client(&self, peer: Peer, fields: Option<&LogFields>) -> ClientAddr {
+        forwarded::real_client(
+            peer,
+            fields.and_then(|f| f.x_forwarded_for.as_deref()),
+            fields.and_then(|f| f.x_real_ip.as_deref()),
+            &self.trusted,
+        )
     }
 
     /// Writes complete lines. A failing log never stops serving: errors are dropped.
@@ -90,7 +106,7 @@ impl Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn combined_format_with_micros_and_escaping() {
@@ -98,9 +114,10 @@ mod tests {
             request_line: b"GET /a\"b HTTP/1.1".to_vec(),
             referer: None,
             user_agent: Some(b"ua\x01\xff".to_vec()),
+            ..LogFields::default()
         };
         let entry = Entry {
-            client: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            client: ClientAddr::Ip(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))),
             time: HttpDate::from_unix(784_111_777),
             fields: Some(&fields),
             status: Status::Ok,
@@ -118,7 +135,7 @@ mod tests {
     #[test]
     fn missing_fields_are_dashes_and_empty_request_line_stays_empty() {
         let entry = Entry {
-            client: "::1".parse().unwrap(),
+            client: ClientAddr::Ip("::1".parse().unwrap()),
             time: HttpDate::from_unix(0),
             fields: None,
             status: Status::BadRequest,
@@ -131,5 +148,29 @@ mod tests {
             String::from_utf8(line).unwrap(),
             "::1 - - [01/Jan/1970:00:00:00 +0000] \"\" 400 0 \"-\" \"-\" 7\n"
         );
+    }
+
+    #[test]
+    fn the_sink_logs_the_forwarded_client_of_trusted_peers_only() {
+        let trusted: TrustedProxies = ["127.0.0.1".parse().unwrap(), "unix:".parse().unwrap()]
+            .into_iter()
+            .collect();
+        let sink = Sink::open(&AccessLog::Stdout, trusted).unwrap();
+        let fields = LogFields {
+            x_forwarded_for: Some(b"198.51.100.23, 127.0.0.1".to_vec()),
+            ..LogFields::default()
+        };
+        let local = Peer::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let remote = Peer::Ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(
+            sink.client(local, Some(&fields)).to_string(),
+            "198.51.100.23"
+        );
+        assert_eq!(
+            sink.client(Peer::Unix, Some(&fields)).to_string(),
+            "198.51.100.23"
+        );
+        assert_eq!(sink.client(remote, Some(&fields)).to_string(), "192.0.2.1");
+        assert_eq!(sink.client(Peer::Unix, None).to_string(), "unix:");
     }
 }

@@ -4,16 +4,18 @@
 //! every byte sent is decided by [`crate::http`].
 
 pub(crate) mod accesslog;
+pub mod listen;
 mod threaded;
 mod uring;
 
 use crate::config::{Config, Mode};
 use crate::fs::Root;
 use crate::http::{Logging, Site, SiteOptions};
+use crate::stats::{Stats, WorkerStats};
 use std::fmt;
 use std::io;
 use std::io::Read;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub enum StartError {
     Root { path: PathBuf, source: io::Error },
     /// A listening address could not be bound.
     Bind { addr: SocketAddr, source: io::Error },
+    /// A Unix socket path could not be bound (including: another process listens on it).
+    BindUnix { path: PathBuf, source: io::Error },
     /// The access log file could not be opened.
     AccessLog { path: PathBuf, source: io::Error },
     /// A configuration value is out of range.
@@ -43,6 +47,14 @@ impl fmt::Display for StartError {
             }
             StartError::Bind { addr, source } => {
                 write!(f, "cannot listen on {addr}: {}", plain(source))
+            }
+            StartError::BindUnix { path, source } => {
+                write!(
+                    f,
+                    "cannot listen on unix:{}: {}",
+                    path.display(),
+                    plain(source)
+                )
             }
             StartError::AccessLog { path, source } => {
                 write!(
@@ -63,6 +75,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Root { source, .. }
             | StartError::Bind { source, .. }
+            | StartError::BindUnix { source, .. }
             | StartError::AccessLog { source, .. }
             | StartError::Spawn(source) => Some(source),
             StartError::Invalid(_) => None,
@@ -86,7 +99,7 @@ fn plain(e: &io::Error) -> String {
 
 /// The entry point: [`Server::bind`] validates, binds and starts serving.
 ///
-/// ```no_run
+/// ```
 /// use ringserve::{Config, Server};
 /// let handle = Server::bind(Config::new("www").listen("127.0.0.1:0".parse()?))?;
 /// println!("serving on http://{}/", handle.local_addr());
@@ -106,13 +119,16 @@ impl Server {
             path: config.root.clone(),
             source,
         })?;
+        check_probes_shadow_nothing(&config, &root)?;
         let log = config
             .access_log
             .as_ref()
             .map(|target| {
-                accesslog::Sink::open(target).map_err(|source| StartError::AccessLog {
-                    path: target.display_path(),
-                    source,
+                accesslog::Sink::open(target, config.trusted_proxies.clone()).map_err(|source| {
+                    StartError::AccessLog {
+                        path: target.display_path(),
+                        source,
+                    }
                 })
             })
             .transpose()?;
@@ -127,16 +143,33 @@ impl Server {
                 Logging::Off
             },
         };
-        let site = Site::new(root, options);
+        // One block of counters per uring worker; the threaded mode counts under worker 0.
+        let stats = Arc::new(Stats::new(match config.mode {
+            Mode::Uring => config.workers,
+            Mode::Threaded => 1,
+        }));
+        let site = Site::new(root, options)
+            .with_probes(config.probes.clone())
+            .with_stats(Arc::clone(&stats));
         let addrs = config.listen_addrs();
-        let (site, log) = match config.mode {
-            Mode::Threaded => (site, log),
-            Mode::Uring => {
+        let unix_paths = config.unix_paths().to_vec();
+        let (site, log) = match (config.mode, unix_paths.is_empty()) {
+            (Mode::Threaded, _) => (site, log),
+            (Mode::Uring, false) => {
+                eprintln!(
+                    "ringserve: the io_uring mode does not serve Unix sockets yet; running the \
+                     threaded mode"
+                );
+                stats.fallback();
+                (site, log)
+            }
+            (Mode::Uring, true) => {
                 let (listeners, bound) = uring::bind_listeners(&addrs, config.workers)
                     .map_err(|(addr, source)| StartError::Bind { addr, source })?;
                 let shared = uring::Shared {
                     site,
                     log,
+                    announcing: AtomicBool::new(false),
                     draining: AtomicBool::new(false),
                     active: AtomicUsize::new(0),
                 };
@@ -145,6 +178,7 @@ impl Server {
                     idle_timeout: config.idle_timeout,
                     max_conns: config.max_conns,
                     grace: config.shutdown_grace,
+                    drain_delay: config.drain_delay,
                     large_files: uring::LargeFiles::from_env(),
                 };
                 match uring::Uring::start(listeners, shared, settings) {
@@ -153,6 +187,7 @@ impl Server {
                             detail: format!("{} workers, {}", config.workers, driver.detail),
                             driver: Arc::new(Driver::Uring(driver)),
                             addrs: bound,
+                            unix_paths,
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
                         });
@@ -163,39 +198,66 @@ impl Server {
                             "ringserve: io_uring is unavailable: {}; running the threaded mode",
                             u.reason
                         );
+                        stats.fallback();
                         let uring::Unavailable { shared, .. } = *u;
                         (shared.site, shared.log)
                     }
                 }
             }
         };
-        let mut listeners = Vec::new();
-        let mut bound = Vec::new();
-        for addr in addrs {
-            let listener =
-                TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-            bound.push(
+        let bound = listen::bind_all(&addrs, &unix_paths)?;
+        let mut local = Vec::new();
+        for (listener, &addr) in bound.tcp.iter().zip(&addrs) {
+            local.push(
                 listener
                     .local_addr()
                     .map_err(|source| StartError::Bind { addr, source })?,
             );
-            listeners.push(listener);
         }
+        let listeners = bound
+            .tcp
+            .into_iter()
+            .map(listen::Listener::Tcp)
+            .chain(bound.unix.into_iter().map(listen::Listener::Unix))
+            .collect();
         let settings = threaded::Settings {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             max_conns: config.max_conns,
+            drain_delay: config.drain_delay,
         };
         let driver =
             threaded::Threaded::start(listeners, site, settings, log).map_err(StartError::Spawn)?;
         Ok(Handle {
             driver: Arc::new(Driver::Threaded(driver)),
-            addrs: bound,
+            addrs: local,
+            unix_paths,
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
             detail: "one thread per connection".into(),
         })
     }
+}
+
+/// A health or status path must not hide a file or directory of the site: refused at start.
+fn check_probes_shadow_nothing(config: &Config, root: &Root) -> Result<(), StartError> {
+    let probes = &config.probes;
+    for (flag, path) in [
+        ("--health-path", &probes.health),
+        ("--status-path", &probes.status),
+    ] {
+        let Some(path) = path else { continue };
+        // Dotfiles counted as served: a hidden file is still a file the path would hide.
+        let shadows = crate::fs::resolve(path.as_bytes(), crate::fs::Dotfiles::Served)
+            .is_ok_and(|safe| root.open_entry(&safe).is_ok());
+        if shadows {
+            return Err(StartError::Invalid(format!(
+                "{flag} {path} would hide {} (choose a path that is not in the root)",
+                root.path().join(path.trim_start_matches('/')).display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The I/O driver behind a [`Handle`].
@@ -228,14 +290,29 @@ impl Driver {
     }
 }
 
-/// Over `--max-conns`: answer 503, best effort and without blocking, and close.
-pub(crate) fn reject_busy(stream: TcpStream, date: &crate::http::DateCache) {
+/// Over `--max-conns`: answer 503, best effort and without blocking, and close. Counted in
+/// `stats` when the bytes were handed to the kernel.
+pub(crate) fn reject_busy(
+    stream: impl Into<listen::Stream>,
+    date: &crate::http::DateCache,
+    stats: &WorkerStats,
+) {
     use crate::sys::net::{self, More};
+    let stream = stream.into();
     let response = crate::http::serve::busy_response(date);
     if stream.set_nonblocking(true).is_ok() {
-        let _ = net::send_all(stream.as_fd(), &response.head, More::Yes);
-        if let crate::http::Body::Bytes(body) = &response.body {
-            let _ = net::send_all(stream.as_fd(), body, More::No);
+        let sent =
+            net::send_all(stream.as_fd(), &response.head, More::Yes).and_then(|()| match &response
+                .body
+            {
+                crate::http::Body::Bytes(body) => net::send_all(stream.as_fd(), body, More::No),
+                _ => Ok(()),
+            });
+        if sent.is_ok() {
+            stats.response(
+                response.status,
+                response.head.len() as u64 + response.body_len(),
+            );
         }
         let _ = stream.shutdown(Shutdown::Write);
         // Discard a request that has already arrived, so closing does not reset.
@@ -250,20 +327,39 @@ pub(crate) fn reject_busy(stream: TcpStream, date: &crate::http::DateCache) {
 pub struct Handle {
     driver: Arc<Driver>,
     addrs: Vec<SocketAddr>,
+    unix_paths: Vec<PathBuf>,
     mode: Mode,
     grace: Duration,
     detail: String,
 }
 
 impl Handle {
-    /// The first listening address, with the real port when port 0 was asked for.
+    /// The first TCP listening address, with the real port when port 0 was asked for.
+    ///
+    /// # Panics
+    ///
+    /// If the server listens on Unix sockets only; use [`Handle::local_addrs`] then.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addrs[0]
+        *self
+            .addrs
+            .first()
+            .expect("local_addr: this server listens on Unix sockets only")
     }
 
-    /// Every listening address, in the order given.
+    /// Every TCP listening address, in the order given (empty when only Unix sockets are).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The server's counters (what `--status-path` renders), e.g. to watch
+    /// [`Stats::responses`] from the embedding program.
+    pub fn stats(&self) -> &Arc<Stats> {
+        self.driver.site().stats()
+    }
+
+    /// Every Unix socket path listened on, in the order given.
+    pub fn unix_paths(&self) -> &[PathBuf] {
+        &self.unix_paths
     }
 
     /// The I/O mode actually running (the uring mode may fall back to threaded).
@@ -282,8 +378,10 @@ impl Handle {
         self.driver.site().root().path()
     }
 
-    /// Starts a graceful shutdown: stop accepting, let responses in flight finish, close
-    /// idle connections. Returns at once; [`Handle::join`] waits for the end.
+    /// Starts a graceful shutdown: for the drain delay ([`Config::drain_delay`], default
+    /// none) the health path answers 503 and responses close their connections while new
+    /// connections are still accepted; then stop accepting, let responses in flight finish,
+    /// close idle connections. Returns at once; [`Handle::join`] waits for the end.
     pub fn shutdown(&self) {
         self.driver.shutdown();
     }

@@ -7,18 +7,30 @@
 //! (header timeout while a head is incomplete or before the first request, idle timeout
 //! between requests). A response that ends the connection is followed by a lingering close.
 //!
-//! Shutdown: a flag, then `shutdown(2)` on the listeners (wakes `accept`) and the read side
-//! of every open connection (wakes idle readers; writes in flight continue). The registry
-//! that makes the second possible holds raw descriptors; an entry is removed under the lock
-//! before its socket is closed, so a descriptor in it is always the socket it names.
+//! Shutdown, with a drain delay configured: first an *announcing* phase of that length, in
+//! which the core sees [`Lifecycle::Announcing`] (the health path answers 503, responses close
+//! their connections) while new connections are still accepted, so a proxy's health check
+//! takes the instance out of rotation before it stops listening. Then (at once without a
+//! delay) a flag, and `shutdown(2)` on the listeners (wakes `accept`; a Unix socket's
+//! file is removed) and the read side of every open connection (wakes idle readers; writes in
+//! flight continue). The registry that makes the second possible holds raw descriptors; an
+//! entry is removed under the lock before its socket is closed, so a descriptor in it is
+//! always the socket it names.
+//!
+//! Counters: this mode has no workers, so every event is counted under worker 0 of the
+//! site's [`crate::stats::Stats`], from whichever thread sees it.
 
 use super::accesslog::{self, Sink};
+use super::listen::{Listener, Stream};
 use crate::http::response::{After, Body};
-use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Response, Site, Status, Step};
+use crate::http::{
+    Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Site, Status, Step,
+};
+use crate::stats::WorkerStats;
 use crate::sys::net::{self, Direction, More};
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -60,6 +72,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_conns: usize,
+    /// How long to announce the shutdown (health 503) before the listeners stop.
+    pub drain_delay: Duration,
 }
 
 /// The running threaded server.
@@ -74,7 +88,10 @@ struct Shared {
     site: Site,
     settings: Settings,
     log: Option<Sink>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
+    /// A shutdown was asked for: the core drains, new connections are still accepted.
+    announcing: AtomicBool,
+    /// The listeners are stopped: no new connections.
     draining: AtomicBool,
     registry: Mutex<Registry>,
     /// Signalled when the registry becomes empty.
@@ -92,9 +109,31 @@ impl Shared {
     fn lifecycle(&self) -> Lifecycle {
         if self.draining.load(Ordering::Acquire) {
             Lifecycle::Draining
+        } else if self.announcing.load(Ordering::Acquire) {
+            Lifecycle::Announcing
         } else {
             Lifecycle::Serving
         }
+    }
+
+    /// Stops accepting and wakes idle connections (idempotent).
+    fn stop(&self) {
+        let reg = self.registry();
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        *self.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        for listener in &self.listeners {
+            listener.stop();
+        }
+        for &fd in reg.open.values() {
+            net::shutdown_raw(fd, Direction::Read);
+        }
+    }
+
+    /// Worker 0's counters (see the module docs).
+    fn stats(&self) -> &WorkerStats {
+        self.site.stats().worker(0)
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -113,7 +152,7 @@ struct Admission {
 impl Admission {
     /// Registers `stream` unless the server is full or draining. Checked under the registry
     /// lock, which `shutdown` also takes, so no connection slips past a shutdown sweep.
-    fn try_new(shared: &Arc<Shared>, stream: &TcpStream) -> Option<Admission> {
+    fn try_new(shared: &Arc<Shared>, stream: &Stream) -> Option<Admission> {
         let mut reg = shared.registry();
         if shared.draining.load(Ordering::Acquire) || reg.open.len() >= shared.settings.max_conns {
             return None;
@@ -121,6 +160,7 @@ impl Admission {
         let id = reg.next_id;
         reg.next_id += 1;
         reg.open.insert(id, stream.as_raw_fd());
+        shared.stats().opened();
         Some(Admission {
             shared: Arc::clone(shared),
             id,
@@ -130,6 +170,7 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
+        self.shared.stats().closed();
         let mut reg = self.shared.registry();
         reg.open.remove(&self.id);
         if reg.open.is_empty() {
@@ -141,13 +182,13 @@ impl Drop for Admission {
 /// Field order matters: the admission is dropped (deregistered) before the stream closes.
 struct Connection {
     _admission: Admission,
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Stream,
+    peer: Peer,
 }
 
 impl Threaded {
     pub fn start(
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listener>,
         site: Site,
         settings: Settings,
         log: Option<Sink>,
@@ -158,6 +199,7 @@ impl Threaded {
             settings,
             log,
             listeners,
+            announcing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             registry: Mutex::new(Registry::default()),
             emptied: Condvar::new(),
@@ -181,19 +223,28 @@ impl Threaded {
         &self.shared.site
     }
 
-    /// Idempotent. See the module docs for what it wakes.
+    /// Idempotent. Announces the shutdown for the drain delay, then stops (see the module
+    /// docs for what that wakes).
     pub fn shutdown(&self) {
         let shared = &self.shared;
-        let reg = shared.registry();
-        if shared.draining.swap(true, Ordering::AcqRel) {
+        let delay = shared.settings.drain_delay;
+        if shared.announcing.swap(true, Ordering::AcqRel) {
             return;
         }
-        *shared.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        for listener in &shared.listeners {
-            net::shutdown_raw(listener.as_raw_fd(), Direction::Both);
+        if delay.is_zero() {
+            shared.stop();
+            return;
         }
-        for &fd in reg.open.values() {
-            net::shutdown_raw(fd, Direction::Read);
+        let later = Arc::clone(shared);
+        let timer = std::thread::Builder::new()
+            .name("ringserve-drain".into())
+            .spawn(move || {
+                std::thread::sleep(delay);
+                later.stop();
+            });
+        if timer.is_err() {
+            // No thread for the delay: stop now rather than never.
+            shared.stop();
         }
     }
 
@@ -243,30 +294,33 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
     let mut last_error_log: Option<Instant> = None;
     loop {
         match listener.accept() {
-            Ok((stream, peer)) => match Admission::try_new(shared, &stream) {
-                Some(admission) => {
-                    let conn = Connection {
-                        _admission: admission,
-                        stream,
-                        peer,
-                    };
-                    let shared_for_thread = Arc::clone(shared);
-                    let spawned = std::thread::Builder::new()
-                        .name("ringserve-conn".into())
-                        .stack_size(STACK_SIZE)
-                        .spawn(move || serve(&shared_for_thread, &conn));
-                    if let Err(e) = spawned {
-                        // The closure (and with it the connection) was dropped: it is closed.
-                        log_accept_error(&mut last_error_log, listener, &e);
-                        std::thread::sleep(ACCEPT_ERROR_PAUSE);
+            Ok((stream, peer)) => {
+                shared.stats().accepted();
+                match Admission::try_new(shared, &stream) {
+                    Some(admission) => {
+                        let conn = Connection {
+                            _admission: admission,
+                            stream,
+                            peer,
+                        };
+                        let shared_for_thread = Arc::clone(shared);
+                        let spawned = std::thread::Builder::new()
+                            .name("ringserve-conn".into())
+                            .stack_size(STACK_SIZE)
+                            .spawn(move || serve(&shared_for_thread, &conn));
+                        if let Err(e) = spawned {
+                            // The closure (and with it the connection) was dropped: it is closed.
+                            log_accept_error(&mut last_error_log, listener, &e);
+                            std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                        }
+                    }
+                    None if shared.draining.load(Ordering::Acquire) => drop(stream),
+                    None => {
+                        date.update(SystemTime::now());
+                        super::reject_busy(stream, &date, shared.stats());
                     }
                 }
-                None if shared.draining.load(Ordering::Acquire) => drop(stream),
-                None => {
-                    date.update(SystemTime::now());
-                    super::reject_busy(stream, &date);
-                }
-            },
+            }
             Err(_) if shared.draining.load(Ordering::Acquire) => return,
             Err(e) => match e.kind() {
                 // The peer gave up between SYN and accept, or a signal: nothing to report.
@@ -280,11 +334,9 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
     }
 }
 
-fn log_accept_error(last: &mut Option<Instant>, listener: &TcpListener, e: &io::Error) {
+fn log_accept_error(last: &mut Option<Instant>, listener: &Listener, e: &io::Error) {
     if last.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_LOG_EVERY) {
-        let addr = listener
-            .local_addr()
-            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let addr = listener.describe();
         eprintln!("ringserve: accepting on {addr} failed: {e}; retrying");
         *last = Some(Instant::now());
     }
@@ -294,7 +346,7 @@ fn log_accept_error(last: &mut Option<Instant>, listener: &TcpListener, e: &io::
 fn serve(shared: &Shared, conn_io: &Connection) {
     let stream = &conn_io.stream;
     let settings = shared.settings;
-    let _ = stream.set_nodelay(true);
+    let _ = stream.set_nodelay();
     // A client that stops reading cannot hold the thread longer than an idle client could.
     let _ = stream.set_write_timeout(Some(settings.idle_timeout));
     let mut conn = Conn::new();
@@ -372,6 +424,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                         ) =>
                     {
+                        shared.stats().timed_out();
                         if let Some(response) = conn.timed_out(&shared.site, &date)
                             && out.push(stream, response, started, shared, &date).is_ok()
                         {
@@ -391,7 +444,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
 struct Output {
     buf: Vec<u8>,
     pending: Vec<Logged>,
-    peer: SocketAddr,
+    peer: Peer,
 }
 
 /// A response waiting for its log line until its bytes are handed to the kernel.
@@ -405,13 +458,14 @@ struct Logged {
 impl Output {
     fn push(
         &mut self,
-        stream: &TcpStream,
+        stream: &Stream,
         response: Response,
         started: Instant,
         shared: &Shared,
         date: &DateCache,
     ) -> io::Result<()> {
         let body_bytes = response.body_len();
+        let head_bytes = response.head.len() as u64;
         self.buf.extend_from_slice(&response.head);
         match response.body {
             Body::Empty => {}
@@ -442,6 +496,11 @@ impl Output {
                 self.buf.extend_from_slice(&trailer);
             }
         }
+        // Counted once its bytes are in the output: a later failed send closes the connection,
+        // and the response is then as lost as one the kernel dropped.
+        shared
+            .stats()
+            .response(response.status, head_bytes + body_bytes);
         if shared.log.is_some() {
             self.pending.push(Logged {
                 fields: response.log,
@@ -456,7 +515,7 @@ impl Output {
         Ok(())
     }
 
-    fn flush(&mut self, stream: &TcpStream, shared: &Shared, date: &DateCache) -> io::Result<()> {
+    fn flush(&mut self, stream: &Stream, shared: &Shared, date: &DateCache) -> io::Result<()> {
         if !self.buf.is_empty() {
             net::send_all(stream.as_fd(), &self.buf, More::No)?;
             self.buf.clear();
@@ -470,7 +529,7 @@ impl Output {
             let mut lines = Vec::with_capacity(200 * self.pending.len());
             for logged in self.pending.drain(..) {
                 let entry = accesslog::Entry {
-                    client: self.peer.ip(),
+                    client: sink.client(self.peer, logged.fields.as_deref()),
                     time: date.now(),
                     fields: logged.fields.as_deref(),
                     status: logged.status,
@@ -504,7 +563,7 @@ fn copy_range(
 }
 
 /// Half-closes, then reads and discards until the client closes or a bound is reached.
-fn linger(stream: &TcpStream) {
+fn linger(stream: &Stream) {
     if stream.shutdown(Shutdown::Write).is_err() {
         return;
     }

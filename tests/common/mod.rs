@@ -111,6 +111,11 @@ impl Ctx {
         Ctx { name, mode }
     }
 
+    /// The mode under test.
+    pub fn mode(&self) -> Mode {
+        (self.mode)()
+    }
+
     /// Why this mode cannot run here, if it cannot: the server falls back to the threaded mode
     /// when io_uring is missing or forbidden, and `Handle::mode` tells which mode runs.
     pub fn unsupported(&self) -> Option<String> {

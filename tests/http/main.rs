@@ -14,5 +14,6 @@ mod limits;
 mod methods;
 mod modes;
 mod paths;
+mod proxy;
 mod ranges;
 mod stress;

@@ -55,6 +55,9 @@ impl LargeFiles {
 pub struct Shared {
     pub site: Site,
     pub log: Option<Sink>,
+    /// A shutdown was asked for and the drain delay runs: the core answers with
+    /// `Lifecycle::Announcing` while the workers still accept.
+    pub announcing: AtomicBool,
     pub draining: AtomicBool,
     /// Open connections across workers, for `--max-conns`.
     pub active: AtomicUsize,
@@ -76,6 +79,8 @@ pub struct Uring {
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// How the rings were set up, for the start-up line.
     pub detail: String,
+    /// How long [`Uring::shutdown`] announces before it stops the workers.
+    drain_delay: std::time::Duration,
 }
 
 /// Backlog of each listening socket (the kernel caps it at `net.core.somaxconn`).
@@ -161,8 +166,9 @@ impl Uring {
                         wakers,
                         workers: Mutex::new(handles),
                         detail: String::new(),
+                        drain_delay: settings.drain_delay,
                     };
-                    this.shutdown();
+                    stop(&this.shared, &this.wakers);
                     this.join();
                     return Err(StartFailure::Spawn(e));
                 }
@@ -183,9 +189,10 @@ impl Uring {
             wakers,
             workers: Mutex::new(handles),
             detail,
+            drain_delay: settings.drain_delay,
         };
         if let Some(reason) = failure {
-            this.shutdown();
+            stop(&this.shared, &this.wakers);
             this.join();
             let shared = Arc::try_unwrap(this.shared).map_err(|_| {
                 StartFailure::Spawn(io::Error::other("workers still hold the site"))
@@ -204,11 +211,30 @@ impl Uring {
 
     /// Idempotent: sets the flag and wakes every worker.
     pub fn shutdown(&self) {
-        if self.shared.draining.swap(true, Ordering::AcqRel) {
+        if self.shared.announcing.swap(true, Ordering::AcqRel) {
             return;
         }
-        for w in &self.wakers {
-            let _ = (&*w).write(&[1]);
+        let delay = self.drain_delay;
+        if delay.is_zero() {
+            stop(&self.shared, &self.wakers);
+            return;
+        }
+        // Announce for the drain delay, then stop, from a timer thread with its own handles
+        // on the wakers.
+        let wakers: io::Result<Vec<UnixStream>> =
+            self.wakers.iter().map(UnixStream::try_clone).collect();
+        let shared = Arc::clone(&self.shared);
+        let timer = wakers.and_then(|wakers| {
+            std::thread::Builder::new()
+                .name("ringserve-drain".into())
+                .spawn(move || {
+                    std::thread::sleep(delay);
+                    stop(&shared, &wakers);
+                })
+        });
+        if timer.is_err() {
+            // No timer: stop now rather than never.
+            stop(&self.shared, &self.wakers);
         }
     }
 
@@ -222,6 +248,16 @@ impl Uring {
 }
 
 /// Why [`Uring::start`] failed.
+/// Stops accepting: the flag every worker checks, then a byte on each worker's waker.
+fn stop(shared: &Shared, wakers: &[UnixStream]) {
+    if shared.draining.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    for w in wakers {
+        let _ = (&*w).write(&[1]);
+    }
+}
+
 #[derive(Debug)]
 pub enum StartFailure {
     Unavailable(Box<Unavailable>),

@@ -23,8 +23,9 @@ use super::{LargeFiles, Shared};
 use crate::fs::cache::FileCache;
 use crate::http::response::{After, Body};
 use crate::http::serve::clamped_slice;
-use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Response, Status, Step};
+use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Status, Step};
 use crate::server::accesslog;
+use crate::stats::WorkerStats;
 use crate::sys::net;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use std::collections::VecDeque;
@@ -255,6 +256,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub max_conns: usize,
     pub grace: Duration,
+    /// How long a shutdown is announced (health 503) before the listeners stop.
+    pub drain_delay: Duration,
     pub large_files: LargeFiles,
 }
 
@@ -391,6 +394,9 @@ impl Worker {
         if let Some(bufs) = &mut self.bufs {
             bufs.publish();
         }
+        // The cache counts in plain integers; publish them for the status path before waiting.
+        let cached = self.cache.stats();
+        self.stats().set_cache(cached.hits, cached.misses);
         self.flush_backlog()?;
         let wait = self
             .next_deadline()
@@ -555,6 +561,7 @@ impl Worker {
             // SAFETY: a non-negative accept result is a new descriptor the kernel just
             // created for us; nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(res) };
+            self.stats().accepted();
             self.admit(TcpStream::from(fd));
         } else if !self.draining && res != -libc::ECANCELED {
             let e = io::Error::from_raw_os_error(-res);
@@ -596,7 +603,11 @@ impl Worker {
         let active = &self.shared.active;
         if active.fetch_add(1, Ordering::AcqRel) >= self.settings.max_conns {
             active.fetch_sub(1, Ordering::AcqRel);
-            super::super::reject_busy(stream, &self.date);
+            super::super::reject_busy(
+                stream,
+                &self.date,
+                self.shared.site.stats().worker(self.index),
+            );
             return;
         }
         let peer = if self.shared.log.is_some() {
@@ -633,8 +644,14 @@ impl Worker {
             logs: Vec::new(),
         });
         self.open += 1;
+        self.stats().opened();
         self.arm_recv(slot);
         self.arm_timer(slot);
+    }
+
+    /// This worker's counters.
+    fn stats(&self) -> &WorkerStats {
+        self.shared.site.stats().worker(self.index)
     }
 
     fn live(&self, slot: u32, generation: u32) -> bool {
@@ -765,12 +782,15 @@ impl Worker {
     fn drive(&mut self, slot: u32) {
         let life = if self.draining {
             Lifecycle::Draining
+        } else if self.shared.announcing.load(Ordering::Acquire) {
+            Lifecycle::Announcing
         } else {
             Lifecycle::Serving
         };
         loop {
             let now = self.now;
             let logging = self.shared.log.is_some();
+            let stats = self.shared.site.stats().worker(self.index);
             let conn = self.slots[slot as usize].as_mut().expect("live");
             if matches!(conn.phase, Phase::Closing | Phase::Lingering { .. }) {
                 return;
@@ -790,10 +810,12 @@ impl Worker {
                     Step::Respond(response) => {
                         let last = response.after == After::Close;
                         let started = conn.started;
+                        let (status, wire) = (response.status, wire_len(&response));
                         if queue(conn, response, &mut self.pool, logging, started).is_err() {
                             self.abort(slot);
                             return;
                         }
+                        stats.response(status, wire);
                         conn.answered += 1;
                         // A pipelined request's header timeout runs from here.
                         conn.started = now;
@@ -982,13 +1004,13 @@ impl Worker {
         if conn.logs.is_empty() {
             return;
         }
-        let client = conn
+        let peer = conn
             .peer
-            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |p| p.ip());
+            .map_or(Peer::Ip(std::net::IpAddr::from([0, 0, 0, 0])), Peer::from);
         let mut lines = Vec::with_capacity(200 * conn.logs.len());
         for logged in conn.logs.drain(..) {
             let entry = accesslog::Entry {
-                client,
+                client: sink.client(peer, logged.fields.as_deref()),
                 time: self.date.now(),
                 fields: logged.fields.as_deref(),
                 status: logged.status,
@@ -1072,6 +1094,7 @@ impl Worker {
         self.generations[slot as usize] = generation.wrapping_add(1) & GENERATION_MASK;
         self.free.push(slot);
         self.open -= 1;
+        self.stats().closed();
         self.shared.active.fetch_sub(1, Ordering::AcqRel);
     }
 
@@ -1145,9 +1168,12 @@ impl Worker {
             Phase::Closing => {}
             _ if !conn.out.is_empty() => self.abort(slot), // the client stopped reading
             _ => {
+                let stats = self.shared.site.stats().worker(self.index);
+                stats.timed_out();
                 let response = conn.http.timed_out(&self.shared.site, &self.date);
                 match response {
                     Some(response) => {
+                        stats.response(response.status, wire_len(&response));
                         let ok = queue(
                             conn,
                             response,
@@ -1238,6 +1264,11 @@ enum Sent {
     InFlight,
     Drained,
     Failed,
+}
+
+/// Head and body bytes a response puts on the wire (for the counters).
+fn wire_len(response: &Response) -> u64 {
+    response.head.len() as u64 + response.body_len()
 }
 
 fn token(kind: Kind, slot: u32, generation: u32) -> u64 {

@@ -1,0 +1,409 @@
+//! Listening sockets: binding TCP addresses and Unix-domain socket paths, and the small
+//! `Listener`/`Stream` enums the threaded driver accepts and serves through.
+//!
+//! Owns: the socket file of a Unix listener — its creation, permissions, stale-file
+//! detection and removal. Must not: read or write a byte of HTTP.
+//!
+//! A Unix socket path:
+//! 1. An existing file at the path is probed. A socket that accepts a connection belongs to a
+//!    live server: refused, with a clear error. A socket that refuses (`ECONNREFUSED`) is stale
+//!    (its server crashed) and is replaced. Anything that is not a socket is never deleted.
+//! 2. The socket is bound under a temporary name in the same directory, given mode `0660`,
+//!    then renamed over the path. The rename is atomic, so nobody can connect while the mode
+//!    is still the umask's, and there is no moment without a socket at the path.
+//!    `0660` and not `0666`: a process that can connect can bypass the proxy, and with
+//!    `--trusted-proxy unix:` it could claim any client address; the proxy's user joins the
+//!    server's group instead (`usermod -aG ringserve www-data`).
+//! 3. [`SocketPath`] removes the file on shutdown (and on drop), but only while the file at the
+//!    path is still the one it created: a new instance that already took the path over during
+//!    a rolling restart keeps its socket.
+//!
+//! For a driver that accepts on raw descriptors (the io_uring mode): [`UnixSocket`] owns the
+//! listening `UnixListener` (blocking; `AsFd`/`AsRawFd`), and its path guard. One such socket
+//! is shared by every worker: each arms its accept on the same descriptor.
+
+use super::StartError;
+use crate::http::Peer;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Mode of a Unix socket file: owner and group may connect (see the module docs).
+pub const SOCKET_MODE: u32 = 0o660;
+
+/// The listeners a server starts with.
+#[derive(Debug, Default)]
+pub struct Bound {
+    pub tcp: Vec<TcpListener>,
+    pub unix: Vec<UnixSocket>,
+}
+
+/// Binds every TCP address and Unix path; a failure leaves nothing behind (listeners bound so
+/// far are closed and their socket files removed as `Bound` drops).
+pub fn bind_all(tcp: &[SocketAddr], unix: &[PathBuf]) -> Result<Bound, StartError> {
+    let mut bound = Bound::default();
+    for &addr in tcp {
+        bound.tcp.push(bind_tcp(addr)?);
+    }
+    for path in unix {
+        bound.unix.push(bind_unix(path)?);
+    }
+    Ok(bound)
+}
+
+pub fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })
+}
+
+/// A listening Unix-domain socket and the guard that removes its file.
+#[derive(Debug)]
+pub struct UnixSocket {
+    // Field order: the listener closes before the file is removed.
+    listener: UnixListener,
+    path: SocketPath,
+}
+
+impl UnixSocket {
+    pub fn listener(&self) -> &UnixListener {
+        &self.listener
+    }
+
+    pub fn path(&self) -> &SocketPath {
+        &self.path
+    }
+}
+
+impl AsFd for UnixSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
+impl AsRawFd for UnixSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+}
+
+/// The socket file of a [`UnixSocket`], removed once (by [`SocketPath::remove`] or on drop) if
+/// it is still the file this process created.
+#[derive(Debug)]
+pub struct SocketPath {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    removed: AtomicBool,
+}
+
+impl SocketPath {
+    pub fn as_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the socket file unless it was removed already or replaced by someone else.
+    /// Connections already accepted are unaffected; new connects fail with `ENOENT`.
+    pub fn remove(&self) {
+        if self.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn unix_error(path: &Path, source: io::Error) -> StartError {
+    StartError::BindUnix {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Binds a Unix socket at `path` as the module docs describe.
+pub fn bind_unix(path: &Path) -> Result<UnixSocket, StartError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(unix_error(
+                    path,
+                    io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "another process is listening on it",
+                    ),
+                ));
+            }
+            // Nobody listens: a stale socket from a crashed server, replaced below.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+            Err(e) => return Err(unix_error(path, e)),
+        },
+        Ok(_) => {
+            return Err(unix_error(
+                path,
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is in the way",
+                ),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(unix_error(path, e)),
+    }
+    let temp = temp_name(path);
+    // A leftover from a crash of a process that had our pid; never a live socket of ours.
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp).map_err(|e| unix_error(path, e))?;
+    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .and_then(|()| std::fs::rename(&temp, path))
+        .and_then(|()| std::fs::symlink_metadata(path));
+    match placed {
+        Ok(meta) => Ok(UnixSocket {
+            listener,
+            path: SocketPath {
+                path: path.to_path_buf(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                removed: AtomicBool::new(false),
+            },
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(unix_error(path, e))
+        }
+    }
+}
+
+/// `dir/.name.PID.tmp`: in the same directory (so the rename is atomic), unique per process.
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "sock".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// A listener of either kind, for the threaded driver.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixSocket),
+}
+
+impl Listener {
+    /// Blocks for the next connection.
+    pub fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Peer::from(a))),
+            Listener::Unix(u) => u
+                .listener()
+                .accept()
+                .map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+        }
+    }
+
+    /// Wakes a thread blocked in [`Listener::accept`] for good: `shutdown(2)` makes a blocked
+    /// `accept` fail on TCP and Unix listeners alike. A Unix listener's file is removed too,
+    /// so a replacement instance can bind the path while this one drains.
+    pub fn stop(&self) {
+        crate::sys::net::shutdown_raw(self.as_raw_fd(), crate::sys::net::Direction::Both);
+        if let Listener::Unix(u) = self {
+            u.path().remove();
+        }
+    }
+
+    /// `127.0.0.1:8080` or `unix:/path`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|_| "?".to_string(), |a| a.to_string()),
+            Listener::Unix(u) => format!("unix:{}", u.path.as_path().display()),
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(u) => u.as_raw_fd(),
+        }
+    }
+}
+
+/// A connected socket of either kind; the methods are the std ones of both.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl From<TcpStream> for Stream {
+    fn from(s: TcpStream) -> Stream {
+        Stream::Tcp(s)
+    }
+}
+
+impl Stream {
+    /// `TCP_NODELAY` on TCP; Unix sockets have no Nagle delay to turn off.
+    pub fn set_nodelay(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nodelay(true),
+            Stream::Unix(_) => Ok(()),
+        }
+    }
+
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_unix_socket_is_created_0660_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let sock = bind_unix(&path).unwrap();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, SOCKET_MODE);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        let mut client = UnixStream::connect(&path).unwrap();
+        let (mut served, _) = sock.listener().accept().unwrap();
+        client.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        served.read_exact(&mut b).unwrap();
+        drop(sock);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        // A crashed server leaves its socket file behind: bound, then closed without unlink.
+        drop(UnixListener::bind(&path).unwrap());
+        let live = bind_unix(&path).unwrap();
+        let err = bind_unix(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot listen on unix:{}: another process is listening on it",
+                path.display()
+            )
+        );
+        assert!(
+            path.exists(),
+            "the refused attempt left the live socket alone"
+        );
+        drop(live);
+    }
+
+    #[test]
+    fn a_regular_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, b"precious").unwrap();
+        let err = bind_unix(&path).unwrap_err().to_string();
+        assert!(err.contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn a_socket_taken_over_by_another_instance_is_not_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let old = bind_unix(&path).unwrap();
+        // The old instance stops (its file goes), a new one binds the path, then the old
+        // instance's guard drops: the new socket must survive.
+        old.path().remove();
+        let new = bind_unix(&path).unwrap();
+        drop(old);
+        assert!(UnixStream::connect(&path).is_ok());
+        drop(new);
+    }
+
+    #[test]
+    fn stop_wakes_a_blocked_unix_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::sync::Arc::new(Listener::Unix(
+            bind_unix(&dir.path().join("s.sock")).unwrap(),
+        ));
+        let l2 = std::sync::Arc::clone(&listener);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(l2.accept().is_err());
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        listener.stop();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+        assert!(!dir.path().join("s.sock").exists());
+    }
+}
