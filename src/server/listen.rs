@@ -317,6 +317,25 @@ impl AsRawFd for Stream {
     }
 }
 
+impl std::os::fd::IntoRawFd for Stream {
+    fn into_raw_fd(self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.into_raw_fd(),
+            Stream::Unix(s) => s.into_raw_fd(),
+        }
+    }
+}
+
+impl Stream {
+    /// Who is on the other end, for the access log: an IP address, or a Unix-socket peer.
+    pub fn peer(&self) -> Option<Peer> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().ok().map(Peer::from),
+            Stream::Unix(_) => Some(Peer::Unix),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,25 +153,17 @@ impl Server {
             .with_stats(Arc::clone(&stats));
         let addrs = config.listen_addrs();
         let unix_paths = config.unix_paths().to_vec();
-        let (site, log) = match (config.mode, unix_paths.is_empty()) {
-            (Mode::Threaded, _) => (site, log),
-            (Mode::Uring, false) => {
-                eprintln!(
-                    "ringserve: the io_uring mode does not serve Unix sockets yet; running the \
-                     threaded mode"
-                );
-                stats.fallback();
-                (site, log)
-            }
-            (Mode::Uring, true) => {
-                let (listeners, bound) = uring::bind_listeners(&addrs, config.workers)
-                    .map_err(|(addr, source)| StartError::Bind { addr, source })?;
+        let (site, log) = match config.mode {
+            Mode::Threaded => (site, log),
+            Mode::Uring => {
+                let bound = uring::bind_listeners(&addrs, &unix_paths, config.workers)?;
                 let shared = uring::Shared {
                     site,
                     log,
                     announcing: AtomicBool::new(false),
                     draining: AtomicBool::new(false),
                     active: AtomicUsize::new(0),
+                    unix: bound.unix,
                 };
                 let settings = uring::Settings {
                     header_timeout: config.header_timeout,
@@ -181,12 +173,12 @@ impl Server {
                     drain_delay: config.drain_delay,
                     large_files: uring::LargeFiles::from_env(),
                 };
-                match uring::Uring::start(listeners, shared, settings) {
+                match uring::Uring::start(bound.per_worker, shared, settings) {
                     Ok(driver) => {
                         return Ok(Handle {
                             detail: format!("{} workers, {}", config.workers, driver.detail),
                             driver: Arc::new(Driver::Uring(driver)),
-                            addrs: bound,
+                            addrs: bound.tcp,
                             unix_paths,
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
@@ -199,7 +191,10 @@ impl Server {
                             u.reason
                         );
                         stats.fallback();
+                        // Its listeners close (and socket files go) here; the threaded mode
+                        // binds its own below.
                         let uring::Unavailable { shared, .. } = *u;
+                        drop(shared.unix);
                         (shared.site, shared.log)
                     }
                 }

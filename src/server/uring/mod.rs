@@ -18,11 +18,15 @@ mod cursor;
 mod timers;
 mod worker;
 
+use super::StartError;
 use super::accesslog::Sink;
+use super::listen::{self, UnixSocket};
 use crate::http::Site;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -61,6 +65,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Open connections across workers, for `--max-conns`.
     pub active: AtomicUsize,
+    /// The Unix sockets listened on: their files are removed when accepting stops.
+    pub unix: Vec<UnixSocket>,
 }
 
 /// Why the io_uring mode cannot run here.
@@ -86,39 +92,91 @@ pub struct Uring {
 /// Backlog of each listening socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
 
-/// Each worker's listeners (one per address, in order), and the addresses actually bound.
-pub type Bound = (Vec<Vec<TcpListener>>, Vec<SocketAddr>);
+/// A listening socket as a worker holds it.
+#[derive(Debug)]
+pub struct Listening {
+    pub fd: OwnedFd,
+    /// Accepted connections are Unix-domain sockets.
+    pub unix: bool,
+    /// `127.0.0.1:8080` or `unix:/path`, for messages.
+    pub label: String,
+}
 
-/// Binds one listener per worker for each address: the first bind of an address resolves
+/// What [`bind_listeners`] bound.
+#[derive(Debug)]
+pub struct Bound {
+    /// Each worker's listeners, in the order given (TCP addresses, then Unix paths).
+    pub per_worker: Vec<Vec<Listening>>,
+    /// The TCP addresses actually bound (port 0 resolved).
+    pub tcp: Vec<SocketAddr>,
+    /// The Unix sockets, whose files are removed when the server stops.
+    pub unix: Vec<UnixSocket>,
+}
+
+/// Binds one TCP listener per worker for each address: the first bind of an address resolves
 /// port 0, the others reuse the port. An explicit port already taken by anyone (even another
-/// `SO_REUSEPORT` server of the same user) is refused, as a plain bind would be.
+/// `SO_REUSEPORT` server of the same user) is refused, as a plain bind would be. A Unix
+/// socket is bound once and shared: every worker accepts on a duplicate of its descriptor.
 pub fn bind_listeners(
     addrs: &[SocketAddr],
+    unix_paths: &[PathBuf],
     workers: usize,
-) -> Result<Bound, (SocketAddr, io::Error)> {
-    let mut per_worker: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::with_capacity(addrs.len());
+) -> Result<Bound, StartError> {
+    let mut bound = Bound {
+        per_worker: (0..workers).map(|_| Vec::new()).collect(),
+        tcp: Vec::with_capacity(addrs.len()),
+        unix: Vec::with_capacity(unix_paths.len()),
+    };
     for &addr in addrs {
+        let fail = |source| StartError::Bind { addr, source };
         if addr.port() != 0 {
             // Without SO_REUSEPORT this bind fails if anything holds the port.
-            drop(TcpListener::bind(addr).map_err(|e| (addr, e))?);
+            drop(TcpListener::bind(addr).map_err(fail)?);
         }
-        let first = crate::sys::net::reuseport_listener(addr, BACKLOG).map_err(|e| (addr, e))?;
-        let actual = first.local_addr().map_err(|e| (addr, e))?;
-        bound.push(actual);
-        per_worker[0].push(first);
-        for list in per_worker.iter_mut().skip(1) {
-            list.push(crate::sys::net::reuseport_listener(actual, BACKLOG).map_err(|e| (addr, e))?);
+        let first = crate::sys::net::reuseport_listener(addr, BACKLOG).map_err(fail)?;
+        let actual = first.local_addr().map_err(fail)?;
+        bound.tcp.push(actual);
+        let label = actual.to_string();
+        let mut next = Some(first);
+        for list in &mut bound.per_worker {
+            let listener = match next.take() {
+                Some(l) => l,
+                None => crate::sys::net::reuseport_listener(actual, BACKLOG).map_err(fail)?,
+            };
+            list.push(Listening {
+                fd: listener.into(),
+                unix: false,
+                label: label.clone(),
+            });
         }
     }
-    Ok((per_worker, bound))
+    for path in unix_paths {
+        let socket = listen::bind_unix(path)?;
+        let label = format!("unix:{}", path.display());
+        for list in &mut bound.per_worker {
+            let fd = socket
+                .listener()
+                .try_clone()
+                .map_err(|source| StartError::BindUnix {
+                    path: path.clone(),
+                    source,
+                })?;
+            list.push(Listening {
+                fd: fd.into(),
+                unix: true,
+                label: label.clone(),
+            });
+        }
+        bound.unix.push(socket);
+    }
+    Ok(bound)
 }
 
 impl Uring {
     /// Starts `listeners.len()` workers. Fails with [`Unavailable`] (handing the site back)
     /// when this machine cannot run io_uring, or with an error when threads cannot start.
     pub fn start(
-        listeners: Vec<Vec<TcpListener>>,
+        listeners: Vec<Vec<Listening>>,
         shared: Shared,
         settings: Settings,
     ) -> Result<Uring, StartFailure> {
@@ -247,17 +305,21 @@ impl Uring {
     }
 }
 
-/// Why [`Uring::start`] failed.
 /// Stops accepting: the flag every worker checks, then a byte on each worker's waker.
 fn stop(shared: &Shared, wakers: &[UnixStream]) {
     if shared.draining.swap(true, Ordering::AcqRel) {
         return;
+    }
+    // A replacement instance may bind the paths while this one drains.
+    for socket in &shared.unix {
+        socket.path().remove();
     }
     for w in wakers {
         let _ = (&*w).write(&[1]);
     }
 }
 
+/// Why [`Uring::start`] failed.
 #[derive(Debug)]
 pub enum StartFailure {
     Unavailable(Box<Unavailable>),

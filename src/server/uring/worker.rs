@@ -25,14 +25,16 @@ use crate::http::response::{After, Body};
 use crate::http::serve::clamped_slice;
 use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Status, Step};
 use crate::server::accesslog;
+use crate::server::listen::Stream;
 use crate::stats::WorkerStats;
 use crate::sys::net;
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream as UnixConn;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -219,10 +221,10 @@ struct Logged {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     generation: u32,
     http: Conn,
-    peer: Option<SocketAddr>,
+    peer: Option<Peer>,
     out: VecDeque<Chunk>,
     /// In-memory bytes queued in `out`.
     queued: usize,
@@ -272,7 +274,7 @@ pub struct Worker {
     index: usize,
     shared: Arc<Shared>,
     settings: Settings,
-    listeners: Vec<Option<TcpListener>>,
+    listeners: Vec<Option<super::Listening>>,
     wake: UnixStream,
     slots: Vec<Option<Connection>>,
     free: Vec<u32>,
@@ -304,7 +306,7 @@ impl Worker {
         index: usize,
         shared: Arc<Shared>,
         settings: Settings,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<super::Listening>,
         wake: UnixStream,
     ) -> io::Result<(Worker, String)> {
         let (ring, flags) = build_ring()?;
@@ -493,7 +495,7 @@ impl Worker {
         let Some(Some(listener)) = self.listeners.get(index as usize) else {
             return;
         };
-        let entry = opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd()))
+        let entry = opcode::AcceptMulti::new(types::Fd(listener.fd.as_raw_fd()))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build()
             .user_data(
@@ -562,7 +564,14 @@ impl Worker {
             // created for us; nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(res) };
             self.stats().accepted();
-            self.admit(TcpStream::from(fd));
+            let unix = self.listeners[index as usize]
+                .as_ref()
+                .is_some_and(|l| l.unix);
+            self.admit(if unix {
+                Stream::Unix(UnixConn::from(fd))
+            } else {
+                Stream::Tcp(TcpStream::from(fd))
+            });
         } else if !self.draining && res != -libc::ECANCELED {
             let e = io::Error::from_raw_os_error(-res);
             if !matches!(-res, libc::ECONNABORTED | libc::EINTR) {
@@ -586,8 +595,7 @@ impl Worker {
         {
             let addr = self.listeners[index as usize]
                 .as_ref()
-                .and_then(|l| l.local_addr().ok())
-                .map_or_else(|| "?".to_string(), |a| a.to_string());
+                .map_or("?", |l| l.label.as_str());
             eprintln!(
                 "ringserve: worker {}: accepting on {addr} failed: {e}; retrying",
                 self.index
@@ -596,7 +604,7 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, stream: TcpStream) {
+    fn admit(&mut self, stream: Stream) {
         if self.draining {
             return;
         }
@@ -611,7 +619,7 @@ impl Worker {
             return;
         }
         let peer = if self.shared.log.is_some() {
-            stream.peer_addr().ok()
+            stream.peer()
         } else {
             None
         };
@@ -1417,7 +1425,7 @@ impl MemTail<'_> {
 
 /// `sendfile(2)` until the range is sent (`true`) or the socket is full (`false`: wait for
 /// `POLLOUT`).
-fn send_file_some(stream: &TcpStream, f: &mut FileSend) -> io::Result<bool> {
+fn send_file_some(stream: &Stream, f: &mut FileSend) -> io::Result<bool> {
     while f.offset < f.end {
         let left = f.end - f.offset;
         match net::sendfile_some(stream.as_fd(), f.file.as_fd(), &mut f.offset, left) {
