@@ -129,12 +129,17 @@ fn parse_startup(line: &str, root: &Path) -> SocketAddr {
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> Vec<u8> {
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    get_over(stream, path)
+}
+
+/// `GET target` with `Connection: close` on a connected stream; everything until EOF.
+fn get_over(mut stream: impl Read + Write, target: &str) -> Vec<u8> {
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut reply = Vec::new();
@@ -484,16 +489,9 @@ fn parse_unix_startup(line: &str) -> std::path::PathBuf {
 }
 
 fn unix_http_get(path: &Path, target: &str) -> Vec<u8> {
-    let mut stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
+    let stream = std::os::unix::net::UnixStream::connect(path).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).expect("read reply");
-    reply
+    get_over(stream, target)
 }
 
 #[test]

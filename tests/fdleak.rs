@@ -11,7 +11,6 @@ mod common;
 use common::*;
 use ringserve::Mode;
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const CONNECTIONS: usize = 10_000;
@@ -34,25 +33,6 @@ fn open_fds(root: &std::path::Path) -> (usize, usize, usize) {
         }
     }
     (sockets, files, all)
-}
-
-fn reset(stream: std::net::TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` lives across the call and its size is passed with it; the descriptor
-    // is open (owned by `stream`).
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
 }
 
 fn churn(mode_fn: fn() -> Mode) {

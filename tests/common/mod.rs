@@ -10,6 +10,7 @@ use ringserve::{Config, Handle, Mode, Server};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -901,4 +902,25 @@ fn response_parser_frames_pipelined_responses() {
         .is_none()
     );
     assert!(Response::parse(b"garbage\r\n\r\n", false, false).is_err());
+}
+
+/// Closes `stream` with a TCP reset (SO_LINGER with a zero timeout), as a crashing client does.
+pub fn reset(stream: TcpStream) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` lives across the call and its size is passed with it; the descriptor
+    // is open (owned by `stream`).
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER");
+    drop(stream);
 }

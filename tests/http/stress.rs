@@ -3,32 +3,9 @@
 
 use crate::common::*;
 use std::io::Read;
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// Closes `stream` with a TCP reset (SO_LINGER with a zero timeout), as a crashing client does.
-pub fn reset(stream: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: `linger` lives across the call and its size is passed with it; the descriptor
-    // is open (owned by `stream`).
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER");
-    drop(stream);
-}
 
 const ONE_MIB: usize = 1 << 20;
 
