@@ -342,7 +342,9 @@ samples=0
 busy_samples=0
 sample_busy() { # is anyone else compiling? (the machine is shared)
     local n
-    n=$(pgrep -c -x 'rustc|cargo|cc1|cc1plus|ld|ld\.lld|ld\.gold|lld|mold|clang|cc|c\+\+|gcc|g\+\+' || true)
+    # Not pgrep: it refuses patterns longer than the 15-character process name.
+    # shellcheck disable=SC2009
+    n=$(ps -eo comm= | grep -cE '^(rustc|cargo|cc1|cc1plus|ld|ld.lld|ld.gold|lld|mold|clang|cc|c\+\+|gcc|g\+\+)$' || true)
     samples=$((samples + 1))
     ((n > 0)) && busy_samples=$((busy_samples + 1))
     return 0
@@ -405,7 +407,8 @@ if ((idle_conns > 0)); then
         why=$(awk -F'\t' '$1 == "failure" { print $2 }' "$f" | tail -1)
         case $rc in
             0) idle_row "$s" ok "" "$f" ;;
-            1) idle_row "$s" FAIL "$why" "$f" ;;
+            1) if [[ -n $why ]]; then idle_row "$s" FAIL "$why" "$f"; else
+                idle_row "$s" error "idle_memory.py exit 1: $(tail -1 "$tmp/idle.err")" "$f"; fi ;;
             124 | 137) idle_row "$s" error "no result within 330 s (timeout)" "$f" ;;
             *) idle_row "$s" error "${why:-idle_memory.py exit $rc: $(tail -1 "$tmp/idle.err")}" "$f" ;;
         esac

@@ -82,6 +82,9 @@ def served_connection(host, port, request, i):
     except (ConnectionResetError, BrokenPipeError):
         s.close()
         raise Failed(1, f"{what} reset by the server")
+    except OSError as e:
+        s.close()
+        raise Failed(1, f"{what}: {e.strerror or e}")
     except Failed:
         s.close()
         raise
