@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 pub const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
 
 /// Bodies up to this size are kept in memory (and sent without touching the file).
-pub const IN_MEMORY_MAX: u64 = 64 * 1024;
+pub const IN_MEMORY_MAX: u64 = 16 * 1024;
 
 /// Entries per worker; each larger file keeps one descriptor open.
 const MAX_ENTRIES: usize = 1024;
@@ -129,7 +129,7 @@ impl FileCache {
         let fresh = match self.entries.get_mut(key) {
             None => false,
             // A file served from its descriptor is checked on every hit (one `fstat`, small
-            // next to sending more than 64 KiB): edited in place, its promised length and
+            // next to sending more than 16 KiB): edited in place, its promised length and
             // its bytes would disagree.
             Some(Entry {
                 content: Content::File(f),
