@@ -1,7 +1,48 @@
-//! [`SendBuf`]: a byte buffer on its way out through one or more `send` completions. A send
-//! may take fewer bytes than offered (a full socket buffer, a signal); the remainder is sent
-//! again from where the kernel stopped. The arithmetic lives here, tested, rather than inline
+//! Output on its way out through `send`/`sendmsg` completions. A send may take fewer bytes
+//! than offered (a full socket buffer, a signal); the remainder is sent again from where the
+//! kernel stopped. [`SendBuf`] is one buffer; [`consume`] applies one completion to a queue
+//! of chunks a gathered send covered. The arithmetic lives here, tested, rather than inline
 //! in the event loop.
+
+use std::collections::VecDeque;
+
+/// A piece of output a send takes bytes from.
+pub trait Pending {
+    /// The bytes not sent yet.
+    fn pending(&self) -> &[u8];
+    /// Records `n` more bytes sent; `n` is at most `pending().len()`.
+    fn advance(&mut self, n: usize);
+}
+
+/// Applies a completion of `n` bytes to a send that covered the first `used` chunks of
+/// `queue`: advances them in order and removes, handing each to `done`, the chunks sent
+/// whole. More bytes than those chunks offered is an [`Overrun`], and changes nothing.
+pub fn consume<T: Pending>(
+    queue: &mut VecDeque<T>,
+    used: usize,
+    mut n: usize,
+    mut done: impl FnMut(T),
+) -> Result<(), Overrun> {
+    let offered: usize = queue.iter().take(used).map(|c| c.pending().len()).sum();
+    if n > offered {
+        return Err(Overrun);
+    }
+    for _ in 0..used {
+        let Some(front) = queue.front_mut() else {
+            break;
+        };
+        let take = n.min(front.pending().len());
+        front.advance(take);
+        n -= take;
+        if !front.pending().is_empty() {
+            break;
+        }
+        if let Some(chunk) = queue.pop_front() {
+            done(chunk);
+        }
+    }
+    Ok(())
+}
 
 /// Bytes being sent, and how many the kernel has taken so far.
 ///
@@ -80,10 +121,38 @@ impl SendBuf {
     }
 }
 
+impl Pending for SendBuf {
+    fn pending(&self) -> &[u8] {
+        SendBuf::pending(self)
+    }
+
+    fn advance(&mut self, n: usize) {
+        let _ = SendBuf::advance(self, n);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn queue(chunks: &[&[u8]]) -> VecDeque<SendBuf> {
+        chunks.iter().map(|c| SendBuf::new(c.to_vec())).collect()
+    }
+
+    #[test]
+    fn a_gathered_send_consumes_whole_chunks_then_part_of_one() {
+        let mut q = queue(&[b"head", b"body", b"next"]);
+        let mut sent_whole = 0;
+        consume(&mut q, 3, 6, |_| sent_whole += 1).unwrap();
+        assert_eq!(sent_whole, 1);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q[0].pending(), b"dy");
+        // Chunks beyond `used` are never touched, even when bytes would reach them.
+        assert_eq!(consume(&mut q, 1, 3, |_| ()), Err(Overrun));
+        consume(&mut q, 1, 2, |_| sent_whole += 1).unwrap();
+        assert_eq!((sent_whole, q[0].pending()), (2, &b"next"[..]));
+    }
 
     #[test]
     fn partial_sends_resume_where_the_kernel_stopped() {
@@ -114,6 +183,33 @@ mod tests {
     }
 
     proptest! {
+        /// However a queue of chunks is split across gathered sends of any width, the bytes
+        /// that leave are the chunks' bytes, in order, each chunk removed once it is sent.
+        #[test]
+        fn any_gathered_split_sends_every_byte_once(
+            chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..12),
+            sends in proptest::collection::vec((1usize..5, 0usize..900), 0..40),
+        ) {
+            let all: Vec<u8> = chunks.concat();
+            let mut q: VecDeque<SendBuf> = chunks.into_iter().map(SendBuf::new).collect();
+            let mut wire = Vec::new();
+            for (width, want) in sends {
+                let used = width.min(q.len());
+                let offered: Vec<u8> = q.iter().take(used).flat_map(|c| c.pending().to_vec()).collect();
+                let n = want.min(offered.len());
+                wire.extend_from_slice(&offered[..n]);
+                consume(&mut q, used, n, |c| assert!(c.is_empty())).unwrap();
+            }
+            // Whatever is left goes in one last wide send.
+            while !q.is_empty() {
+                let used = q.len();
+                let offered: Vec<u8> = q.iter().flat_map(|c| c.pending().to_vec()).collect();
+                wire.extend_from_slice(&offered);
+                consume(&mut q, used, offered.len(), |_| ()).unwrap();
+            }
+            prop_assert_eq!(wire, all);
+        }
+
         /// However the kernel splits the sends, the bytes that leave are the buffer, in order.
         #[test]
         fn any_split_sends_every_byte_once(

@@ -17,7 +17,7 @@
 //! with an operation in flight is never freed; see [`Worker::finish`].
 
 use super::bufring::BufRing;
-use super::cursor::SendBuf;
+use super::cursor::{self, Pending, SendBuf};
 use super::timers::{Key, Timers};
 use super::{LargeFiles, Shared};
 use crate::fs::cache::FileCache;
@@ -168,7 +168,7 @@ struct SharedSend {
     end: usize,
 }
 
-impl Chunk {
+impl Pending for Chunk {
     /// The bytes a send would take from this chunk now (none for a file).
     fn pending(&self) -> &[u8] {
         match self {
@@ -729,7 +729,7 @@ impl Worker {
             self.finish(slot);
             return;
         }
-        let Ok(mut n) = usize::try_from(res) else {
+        let Ok(n) = usize::try_from(res) else {
             if -res == libc::EINTR || -res == libc::EAGAIN {
                 self.drive(slot);
             } else {
@@ -738,28 +738,18 @@ impl Worker {
             return;
         };
         conn.active_at = now;
-        let offered: usize = conn.out.iter().take(used).map(|c| c.pending().len()).sum();
-        if n > offered {
+        let pool = &mut self.pool;
+        let consumed = cursor::consume(&mut conn.out, used, n, |chunk| {
+            if let Chunk::Mem(buf) = chunk {
+                give_back(pool, buf.into_inner());
+            }
+        });
+        if consumed.is_err() {
             eprintln!("ringserve: send reported more bytes than offered; closing");
             self.abort(slot);
             return;
         }
         conn.queued = conn.queued.saturating_sub(n);
-        // Consume the sent bytes chunk by chunk; fully sent chunks leave the queue.
-        for _ in 0..used {
-            let Some(front) = conn.out.front_mut() else {
-                break;
-            };
-            let take = n.min(front.pending().len());
-            front.advance(take);
-            n -= take;
-            if !front.pending().is_empty() {
-                break;
-            }
-            if let Some(Chunk::Mem(buf)) = conn.out.pop_front() {
-                give_back(&mut self.pool, buf.into_inner());
-            }
-        }
         self.drive(slot);
     }
 
