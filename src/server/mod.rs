@@ -172,6 +172,7 @@ impl Server {
                     grace: config.shutdown_grace,
                     drain_delay: config.drain_delay,
                     large_files: uring::LargeFiles::from_env(),
+                    sq_entries: uring::SQ_ENTRIES,
                 };
                 match uring::Uring::start(bound.per_worker, shared, settings) {
                     Ok(driver) => {

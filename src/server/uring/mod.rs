@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-pub use worker::Settings;
+pub use worker::{SQ_ENTRIES, Settings};
 
 /// How file bodies larger than the in-memory threshold are sent. `Sendfile` is the default;
 /// `ReadSend` exists to measure against it (`RINGSERVE_LARGE_FILES=read-send`, see

@@ -42,7 +42,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Submission queue entries; a full queue is flushed with a submit and pushing resumes.
-const SQ_ENTRIES: u32 = 512;
+pub const SQ_ENTRIES: u32 = 512;
 /// Completion queue entries: room for a burst of multishot completions between loop turns
 /// (the kernel keeps overflow entries aside without dropping them, `FEAT_NODROP`).
 const CQ_ENTRIES: u32 = 8192;
@@ -261,6 +261,8 @@ pub struct Settings {
     /// How long a shutdown is announced (health 503) before the listeners stop.
     pub drain_delay: Duration,
     pub large_files: LargeFiles,
+    /// Submission queue size ([`SQ_ENTRIES`]; tests make it tiny to exercise a full queue).
+    pub sq_entries: u32,
 }
 
 /// What a worker reports once its ring is set up (or why it could not be).
@@ -297,6 +299,8 @@ pub struct Worker {
     drain_deadline: Option<Instant>,
     last_accept_error_log: Option<Instant>,
     cqes: Vec<(u64, i32, u32)>,
+    /// Completions handled since start.
+    completions: u64,
 }
 
 impl Worker {
@@ -309,7 +313,7 @@ impl Worker {
         listeners: Vec<super::Listening>,
         wake: UnixStream,
     ) -> io::Result<(Worker, String)> {
-        let (ring, flags) = build_ring()?;
+        let (ring, flags) = build_ring(settings.sq_entries)?;
         let mut count = RECV_BUFFERS;
         let bufs = loop {
             match BufRing::new(&ring, count, RECV_BUFFER_SIZE, BUFFER_GROUP) {
@@ -350,6 +354,7 @@ impl Worker {
             drain_deadline: None,
             last_accept_error_log: None,
             cqes: Vec::with_capacity(CQ_ENTRIES as usize),
+            completions: 0,
         };
         Ok((worker, detail))
     }
@@ -429,6 +434,7 @@ impl Worker {
                 .completion()
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
+        self.completions += cqes.len() as u64;
         for &(data, res, flags) in &cqes {
             self.complete(data, res, flags);
         }
@@ -1451,7 +1457,7 @@ fn give_back(pool: &mut Vec<Vec<u8>>, mut buf: Vec<u8>) {
 /// A ring with the cheapest flags this kernel accepts: `SINGLE_ISSUER | DEFER_TASKRUN`
 /// (completions are processed only when this thread enters the kernel, with no interrupts
 /// of the running loop), else `SINGLE_ISSUER`, else none.
-fn build_ring() -> io::Result<(IoUring, &'static str)> {
+fn build_ring(sq_entries: u32) -> io::Result<(IoUring, &'static str)> {
     type Configure = fn(&mut io_uring::Builder);
     let attempts: [(&str, Configure); 3] = [
         ("SINGLE_ISSUER|DEFER_TASKRUN", |b| {
@@ -1467,7 +1473,7 @@ fn build_ring() -> io::Result<(IoUring, &'static str)> {
         let mut b = IoUring::builder();
         b.setup_cqsize(CQ_ENTRIES).setup_submit_all();
         configure(&mut b);
-        match b.build(SQ_ENTRIES) {
+        match b.build(sq_entries) {
             Ok(ring) => return Ok((ring, name)),
             // EINVAL: a flag this kernel does not know; anything else will not get better.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
@@ -1480,6 +1486,60 @@ fn build_ring() -> io::Result<(IoUring, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::Root;
+    use crate::http::{Site, SiteOptions};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    #[test]
+    fn a_full_submission_queue_is_flushed_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(Root::open(dir.path()).unwrap(), SiteOptions::default());
+        let shared = Arc::new(Shared {
+            site,
+            log: None,
+            announcing: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            unix: Vec::new(),
+        });
+        let settings = Settings {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            max_conns: 10,
+            grace: Duration::from_secs(1),
+            drain_delay: Duration::ZERO,
+            large_files: LargeFiles::Sendfile,
+            sq_entries: 4,
+        };
+        let (_waker, wake) = UnixStream::pair().unwrap();
+        let (mut worker, _) = match Worker::new(0, shared, settings, Vec::new(), wake) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("skipped: io_uring unavailable here: {e}");
+                return;
+            }
+        };
+        // 100 entries into a 4-entry queue between two turns; each cancel finds nothing and
+        // completes with ENOENT, so every entry shows up as one completion.
+        const ENTRIES: u64 = 100;
+        for i in 0..ENTRIES {
+            worker.push(
+                opcode::AsyncCancel::new(u64::MAX - i)
+                    .build()
+                    .user_data(token(Kind::Ignore, 0, 0)),
+            );
+        }
+        for _ in 0..200 {
+            if worker.completions >= ENTRIES {
+                break;
+            }
+            // Bound each wait.
+            worker.drain_deadline = Some(Instant::now() + Duration::from_millis(50));
+            worker.turn().unwrap();
+        }
+        assert_eq!(worker.completions, ENTRIES);
+        assert!(worker.backlog.is_empty());
+    }
 
     #[test]
     fn tokens_round_trip() {
