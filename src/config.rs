@@ -14,8 +14,8 @@ use std::time::Duration;
 /// How bytes move between sockets and the HTTP core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// One pinned worker per core with its own io_uring (the default once built; until then
-    /// it runs the threaded mode and says so).
+    /// One pinned worker per core with its own io_uring (the default; where io_uring is
+    /// unavailable the server says why in one line and runs the threaded mode).
     #[default]
     Uring,
     /// One thread per connection, blocking sockets, `sendfile(2)`.
