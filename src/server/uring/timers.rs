@@ -44,6 +44,21 @@ impl Timers {
         self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Keeps only the entries `keep` approves, and gives back memory the heap no longer
+    /// needs. Linear; the owner calls it rarely (when stale entries dominate).
+    pub fn retain(&mut self, mut keep: impl FnMut(Instant, Key) -> bool) {
+        let mut entries = std::mem::take(&mut self.heap).into_vec();
+        entries.retain(|Reverse((at, key))| keep(*at, *key));
+        if entries.capacity() > 2 * entries.len() + 64 {
+            entries.shrink_to_fit();
+        }
+        self.heap = BinaryHeap::from(entries);
+    }
+
     /// Removes and returns an entry due at `now`, earliest first.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, Key)> {
         match self.heap.peek() {
@@ -75,5 +90,28 @@ mod tests {
         assert_eq!(t.pop_due(now).map(|e| e.1), Some(Key::Accept(0)));
         assert_eq!(t.pop_due(now), None);
         assert_eq!(t.next(), Some(t0 + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn retain_drops_entries_and_keeps_the_order() {
+        let t0 = Instant::now();
+        let mut t = Timers::new();
+        for slot in 0..1000u32 {
+            t.push(
+                t0 + Duration::from_millis(u64::from(1000 - slot)),
+                Key::Conn {
+                    slot,
+                    generation: 0,
+                },
+            );
+        }
+        t.retain(|_, key| matches!(key, Key::Conn { slot, .. } if slot % 100 == 0));
+        assert_eq!(t.len(), 10);
+        let mut last = None;
+        while let Some((at, _)) = t.pop_due(t0 + Duration::from_secs(2)) {
+            assert!(last.is_none_or(|l| l <= at));
+            last = Some(at);
+        }
+        assert_eq!(t.len(), 0);
     }
 }
