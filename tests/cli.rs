@@ -64,6 +64,16 @@ impl Child {
         panic!("no start-up line within 5 s; stderr so far: {seen:?}");
     }
 
+    /// Sends SIGTERM (with kill(1), so the test needs no signal bindings).
+    fn terminate(&self) {
+        let killed = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(killed.success());
+    }
+
     /// Waits up to 5 s for the exit.
     fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + TIMEOUT;
@@ -185,12 +195,7 @@ fn serve_then_sigterm(mode: &str) {
     assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"), "{reply:?}");
     assert!(reply.ends_with(b"<p>cli test</p>\n"), "{reply:?}");
 
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    child.terminate();
     let status = child.wait();
     assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}");
 }
@@ -535,12 +540,7 @@ fn unix_socket_serves_probes_and_is_removed_on_sigterm() {
         )]
     );
 
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    child.terminate();
     assert_eq!(child.wait().code(), Some(0));
     assert!(!sock.exists(), "socket file left behind after SIGTERM");
 }
@@ -557,12 +557,7 @@ fn drain_delay_keeps_serving_with_health_503_after_sigterm() {
     let addr = parse_startup(&child.startup_line(), &root);
     assert!(http_get(addr, "/healthz").starts_with(b"HTTP/1.1 200 OK\r\n"));
     let started = Instant::now();
-    let killed = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.child.id().to_string())
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    child.terminate();
     thread::sleep(Duration::from_millis(200));
     let health = http_get(addr, "/healthz");
     assert!(
