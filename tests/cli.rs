@@ -146,12 +146,16 @@ fn http_get(addr: SocketAddr, path: &str) -> Vec<u8> {
 }
 
 /// `GET target` with `Connection: close` on a connected stream; everything until EOF.
-fn get_over(mut stream: impl Read + Write, target: &str) -> Vec<u8> {
-    write!(
+fn get_over(stream: impl Read + Write, target: &str) -> Vec<u8> {
+    exchange(
         stream,
-        "GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        &format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
     )
-    .unwrap();
+}
+
+/// Sends `request` on a connected stream and returns everything until EOF.
+fn exchange(mut stream: impl Read + Write, request: &str) -> Vec<u8> {
+    stream.write_all(request.as_bytes()).unwrap();
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).expect("read reply");
     reply
@@ -360,16 +364,13 @@ fn max_head_flag_sets_the_head_limit() {
             .arg(dir.path()),
     );
     let addr = parse_startup(&child.startup_line(), dir.path());
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+    let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     let filler = "a".repeat(2048);
-    write!(
+    let reply = exchange(
         stream,
-        "GET / HTTP/1.1\r\nHost: h\r\nX-Filler: {filler}\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).expect("read reply");
+        &format!("GET / HTTP/1.1\r\nHost: h\r\nX-Filler: {filler}\r\n\r\n"),
+    );
     assert!(
         reply.starts_with(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"),
         "{:?}",

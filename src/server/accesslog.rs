@@ -15,6 +15,17 @@ use crate::http::{HttpDate, LogFields, Status};
 use std::fs::OpenOptions;
 use std::io::{self, LineWriter, Write};
 use std::sync::Mutex;
+use std::time::Instant;
+
+/// A response waiting for its log line until its bytes are handed to the kernel.
+#[derive(Debug)]
+pub struct Logged {
+    pub fields: Option<Box<LogFields>>,
+    pub status: Status,
+    pub body_bytes: u64,
+    /// When the request began (its time taken is measured from here).
+    pub started: Instant,
+}
 
 /// One exchange, as logged.
 #[derive(Debug)]
@@ -93,6 +104,33 @@ impl Sink {
             fields.and_then(|f| f.x_real_ip.as_deref()),
             &self.trusted,
         )
+    }
+
+    /// Writes one line for each of `pending` (emptying it): responses to `peer` sent at `time`,
+    /// their duration measured up to `now`.
+    pub fn write_logged(
+        &self,
+        peer: Peer,
+        pending: &mut Vec<Logged>,
+        time: HttpDate,
+        now: Instant,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let mut lines = Vec::with_capacity(200 * pending.len());
+        for logged in pending.drain(..) {
+            let entry = Entry {
+                client: self.client(peer, logged.fields.as_deref()),
+                time,
+                fields: logged.fields.as_deref(),
+                status: logged.status,
+                body_bytes: logged.body_bytes,
+                micros: now.saturating_duration_since(logged.started).as_micros(),
+            };
+            format_line(&entry, &mut lines);
+        }
+        self.write(&lines);
     }
 
     /// Writes complete lines. A failing log never stops serving: errors are dropped.

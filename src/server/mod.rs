@@ -286,6 +286,25 @@ impl Driver {
     }
 }
 
+/// Appends `range` of `file` to `out` (small bodies go out with the heads before them). A file
+/// that shrank since its length was promised is an error and leaves `out` as it was: the
+/// connection must close rather than send a short body.
+pub(crate) fn append_file_range(
+    file: &std::fs::File,
+    range: std::ops::Range<u64>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let start = out.len();
+    out.resize(start + len, 0);
+    let read = file.read_exact_at(&mut out[start..], range.start);
+    if read.is_err() {
+        out.truncate(start);
+    }
+    read
+}
+
 /// Over `--max-conns`: answer 503, best effort and without blocking, and close. Counted in
 /// `stats` when the bytes were handed to the kernel.
 pub(crate) fn reject_busy(

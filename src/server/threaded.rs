@@ -23,9 +23,7 @@
 use super::accesslog::{self, Sink};
 use super::listen::{Listener, Stream};
 use crate::http::response::{After, Body};
-use crate::http::{
-    Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Site, Status, Step,
-};
+use crate::http::{Closing, Conn, DateCache, Lifecycle, Peer, Response, Site, Step};
 use crate::stats::WorkerStats;
 use crate::sys::net::{self, Direction, More};
 use std::collections::HashMap;
@@ -443,16 +441,8 @@ fn serve(shared: &Shared, conn_io: &Connection) {
 /// one `send`), file bytes go by `sendfile` right behind whatever precedes them.
 struct Output {
     buf: Vec<u8>,
-    pending: Vec<Logged>,
+    pending: Vec<accesslog::Logged>,
     peer: Peer,
-}
-
-/// A response waiting for its log line until its bytes are handed to the kernel.
-struct Logged {
-    fields: Option<Box<LogFields>>,
-    status: Status,
-    body_bytes: u64,
-    started: Instant,
 }
 
 impl Output {
@@ -475,7 +465,7 @@ impl Output {
                 .buf
                 .extend_from_slice(crate::http::serve::clamped_slice(&bytes, &range)),
             Body::File { file, range } if range.end - range.start <= COPY_BELOW => {
-                copy_range(&file, range, &mut self.buf)?;
+                super::append_file_range(&file, range, &mut self.buf)?;
             }
             Body::File { file, range } => {
                 net::send_all(stream.as_fd(), &self.buf, More::Yes)?;
@@ -502,7 +492,7 @@ impl Output {
             .stats()
             .response(response.status, head_bytes + body_bytes);
         if shared.log.is_some() {
-            self.pending.push(Logged {
+            self.pending.push(accesslog::Logged {
                 fields: response.log,
                 status: response.status,
                 body_bytes,
@@ -523,43 +513,11 @@ impl Output {
                 self.buf = Vec::new();
             }
         }
-        if let Some(sink) = &shared.log
-            && !self.pending.is_empty()
-        {
-            let mut lines = Vec::with_capacity(200 * self.pending.len());
-            for logged in self.pending.drain(..) {
-                let entry = accesslog::Entry {
-                    client: sink.client(self.peer, logged.fields.as_deref()),
-                    time: date.now(),
-                    fields: logged.fields.as_deref(),
-                    status: logged.status,
-                    body_bytes: logged.body_bytes,
-                    micros: logged.started.elapsed().as_micros(),
-                };
-                accesslog::format_line(&entry, &mut lines);
-            }
-            sink.write(&lines);
+        if let Some(sink) = &shared.log {
+            sink.write_logged(self.peer, &mut self.pending, date.now(), Instant::now());
         }
         Ok(())
     }
-}
-
-/// Appends `range` of `file` to `out`. A file that shrank since its length was promised is an
-/// error: the connection must close rather than send a short body.
-fn copy_range(
-    file: &std::fs::File,
-    range: std::ops::Range<u64>,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let len = usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let start = out.len();
-    out.resize(start + len, 0);
-    let read = file.read_exact_at(&mut out[start..], range.start);
-    if read.is_err() {
-        out.truncate(start);
-    }
-    read
 }
 
 /// Half-closes, then reads and discards until the client closes or a bound is reached.

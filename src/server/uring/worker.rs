@@ -23,7 +23,7 @@ use super::{LargeFiles, Shared};
 use crate::fs::cache::FileCache;
 use crate::http::response::{After, Body};
 use crate::http::serve::clamped_slice;
-use crate::http::{Closing, Conn, DateCache, Lifecycle, LogFields, Peer, Response, Status, Step};
+use crate::http::{Closing, Conn, DateCache, Lifecycle, Peer, Response, Step};
 use crate::server::accesslog;
 use crate::server::listen::Stream;
 use crate::stats::WorkerStats;
@@ -212,14 +212,6 @@ struct FileSend {
     end: u64,
 }
 
-/// A response waiting for its access log line until its bytes are handed to the kernel.
-struct Logged {
-    fields: Option<Box<LogFields>>,
-    status: Status,
-    body_bytes: u64,
-    started: Instant,
-}
-
 struct Connection {
     stream: Stream,
     generation: u32,
@@ -248,7 +240,7 @@ struct Connection {
     answered: u64,
     /// The earliest deadline this connection has in the timer heap.
     timer_at: Option<Instant>,
-    logs: Vec<Logged>,
+    logs: Vec<accesslog::Logged>,
 }
 
 /// Settings of the io_uring mode (the same limits as the threaded mode).
@@ -1005,28 +997,11 @@ impl Worker {
             return;
         };
         let conn = self.slots[slot as usize].as_mut().expect("live");
-        if conn.logs.is_empty() {
-            return;
-        }
+        // The peer address is looked up only when logging is on (at accept).
         let peer = conn
             .peer
-            .map_or(Peer::Ip(std::net::IpAddr::from([0, 0, 0, 0])), Peer::from);
-        let mut lines = Vec::with_capacity(200 * conn.logs.len());
-        for logged in conn.logs.drain(..) {
-            let entry = accesslog::Entry {
-                client: sink.client(peer, logged.fields.as_deref()),
-                time: self.date.now(),
-                fields: logged.fields.as_deref(),
-                status: logged.status,
-                body_bytes: logged.body_bytes,
-                micros: self
-                    .now
-                    .saturating_duration_since(logged.started)
-                    .as_micros(),
-            };
-            accesslog::format_line(&entry, &mut lines);
-        }
-        sink.write(&lines);
+            .unwrap_or(Peer::Ip(std::net::IpAddr::from([0, 0, 0, 0])));
+        sink.write_logged(peer, &mut conn.logs, self.date.now(), self.now);
     }
 
     /// The last response is out: linger if the client may still be sending, else close.
@@ -1364,7 +1339,7 @@ fn queue(
         }
     }
     if logging {
-        conn.logs.push(Logged {
+        conn.logs.push(accesslog::Logged {
             fields: response.log,
             status: response.status,
             body_bytes,
@@ -1406,19 +1381,9 @@ impl MemTail<'_> {
     /// Reads `range` of `file` into the output (small bodies). A file that shrank since its
     /// length was promised is an error: the connection must close rather than send less.
     fn read_from(&mut self, file: &File, range: std::ops::Range<u64>) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let len =
-            usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let buf = self.tail().vec_mut();
-        let start = buf.len();
-        buf.resize(start + len, 0);
-        let read = file.read_exact_at(&mut buf[start..], range.start);
-        if read.is_err() {
-            buf.truncate(start);
-        } else {
-            self.conn.queued += len;
-        }
-        read
+        crate::server::append_file_range(file, range.clone(), self.tail().vec_mut())?;
+        self.conn.queued += (range.end - range.start) as usize;
+        Ok(())
     }
 
     fn shared(&mut self, bytes: Rc<[u8]>, range: std::ops::Range<u64>) {
