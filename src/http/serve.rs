@@ -279,18 +279,21 @@ fn get(
     };
     let cc = cache_control(site);
     // The file a hit would be: the path itself, or the index of a directory-form path.
+    // Borrowed rather than cloned for the common file-form request: this runs on every GET.
+    let index;
     let file_path = if safe.is_dir_form() {
-        safe.index()
+        index = safe.index();
+        &index
     } else {
-        safe.clone()
+        &safe
     };
     if let Some(cache) = cache.as_deref_mut()
-        && let Some(hit) = cache.get(&site.root, &file_path)
+        && let Some(hit) = cache.get(&site.root, file_path)
     {
         // The header fields of a full 200 are built once per cached file version.
         let fields = hit.prebuilt.unwrap_or_else(|| {
             let fields: Rc<[u8]> = full_fields(&hit.meta, cc).into();
-            cache.attach(&file_path, Rc::clone(&fields));
+            cache.attach(file_path, Rc::clone(&fields));
             fields
         });
         let source = Source::from(hit.content);
@@ -310,8 +313,8 @@ fn get(
         Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
         Ok(Entry::File(f)) => serve_file(f, &safe),
         Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
-        Ok(Entry::Dir(dir)) => match site.root.open_entry(&file_path) {
-            Ok(Entry::File(f)) => serve_file(f, &file_path),
+        Ok(Entry::Dir(dir)) => match site.root.open_entry(file_path) {
+            Ok(Entry::File(f)) => serve_file(f, file_path),
             Err(OpenError::NotFound) if site.options.listing == Listing::On => {
                 listing(site, cx, &dir, path)
             }
