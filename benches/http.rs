@@ -111,8 +111,8 @@ fn respond(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("get_4k_200", |b| {
         b.iter(|| {
-            let mut conn = Conn::new();
-            conn.receive(black_box(BROWSER_GET));
+            let mut conn = Conn::new(std::time::Instant::now());
+            conn.receive(black_box(BROWSER_GET), std::time::Instant::now());
             match conn.poll(&site, &date, Lifecycle::Serving) {
                 Step::Respond(r) => r.head.len(),
                 _ => unreachable!("the benchmark request is valid"),

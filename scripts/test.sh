@@ -63,6 +63,28 @@ cargo fmt --all --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "probing io_uring once: where it works, every uring case must run (no silent skip)"
+cargo build --quiet
+probe_err=$(mktemp)
+target/debug/ringserve www --listen 127.0.0.1:0 2>"$probe_err" &
+probe_pid=$!
+probe_line=
+for ((i = 0; i < 50; i++)); do
+    probe_line=$(grep -m1 '^ringserve: serving ' "$probe_err" || true)
+    [[ -n $probe_line ]] && break
+    sleep 0.1
+done
+kill "$probe_pid" 2>/dev/null || true
+wait "$probe_pid" 2>/dev/null || true
+if [[ $probe_line == *"(mode uring,"* ]]; then
+    export RINGSERVE_REQUIRE_URING=1
+    echo "io_uring works here: RINGSERVE_REQUIRE_URING=1 (a uring case that cannot run fails)"
+else
+    echo "io_uring does not run here; uring cases report 'skipped':"
+    cat "$probe_err"
+fi
+rm -f "$probe_err"
+
 step "cargo test --all-targets"
 cargo test --all-targets
 

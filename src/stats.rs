@@ -29,7 +29,7 @@
 //! one counter a moment ahead of another. Counters never go down (`_total`); `active` is a
 //! gauge.
 
-use crate::http::Status;
+use crate::http::{Metrics, Status};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -235,10 +235,16 @@ impl Stats {
         self.fallbacks.fetch_add(1, Relaxed);
     }
 
+    /// Appends the Prometheus text format: for each counter family a `# HELP` and `# TYPE`
+    /// line, one sample per worker, then the total.
+    pub fn render_prometheus(&self, out: &mut Vec<u8>) {
+        self.render(out);
+    }
+
     /// Appends the Prometheus text format: for each family a `# HELP` and `# TYPE` line, one
     /// sample per worker labelled `worker="N"`, then the total over all workers without a
     /// `worker` label (select `{worker=""}` for totals, `{worker!=""}` to aggregate yourself).
-    pub fn render_prometheus(&self, out: &mut Vec<u8>) {
+    fn render(&self, out: &mut Vec<u8>) {
         let snaps: Vec<Snapshot> = self.workers.iter().map(WorkerStats::snapshot).collect();
         let mut total = Snapshot::default();
         for s in &snaps {
@@ -283,6 +289,13 @@ impl Stats {
              ringserve_uring_fallbacks_total {}",
             self.fallbacks.load(Relaxed)
         );
+    }
+}
+
+/// The status path renders these counters; the core sees them only through this trait.
+impl Metrics for Stats {
+    fn render_prometheus(&self, out: &mut Vec<u8>) {
+        self.render(out);
     }
 }
 

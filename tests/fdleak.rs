@@ -39,6 +39,10 @@ fn churn(mode_fn: fn() -> Mode) {
     let ctx = Ctx::named("fdleak", mode_fn);
     let mode = mode_fn();
     if let Some(why) = ctx.unsupported() {
+        assert!(
+            !common::uring_required(),
+            "fdleak {mode}: RINGSERVE_REQUIRE_URING=1 but {why}"
+        );
         eprintln!("skipped: fdleak {mode}: {why}");
         return;
     }

@@ -6,11 +6,13 @@
 //! order, and asks for more bytes only when no complete head is buffered.
 
 use super::date::DateCache;
+use super::lifecycle::Lifecycle;
 use super::request::{self, Parsed, Request, Version};
 use super::response::{LogFields, Response};
-use super::serve::{self, Lifecycle, Logging, Site};
+use super::serve::{self, Logging, Site};
 use super::status::Status;
 use crate::fs::cache::FileCache;
+use std::time::{Duration, Instant};
 
 /// What the driver must do next for a connection.
 #[derive(Debug)]
@@ -51,6 +53,35 @@ const MAX_LOGGED_LINE: usize = 2048;
 /// received a burst does not keep the memory while idle.
 const SHRINK_ABOVE: usize = 16 * 1024;
 
+/// The time limits every driver enforces, the same in both I/O modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To receive a whole request head, from the accept (first request) or from the first
+    /// byte of the request (later ones; a pipelined one from the previous response).
+    pub header: Duration,
+    /// Between requests with nothing owed either way, and for a client that stops reading.
+    pub idle: Duration,
+}
+
+/// The deadline a connection is under now (see [`Conn::deadline`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deadline {
+    /// A request head is due: a timeout now answers 408 if one had begun.
+    Header(Instant),
+    /// Between requests: a timeout closes silently.
+    Idle(Instant),
+    /// Output waits for the client to read it: a timeout cuts the connection.
+    Write(Instant),
+}
+
+impl Deadline {
+    pub fn at(self) -> Instant {
+        match self {
+            Deadline::Header(at) | Deadline::Idle(at) | Deadline::Write(at) => at,
+        }
+    }
+}
+
 /// The protocol state of one connection.
 #[derive(Debug)]
 pub struct Conn {
@@ -60,27 +91,63 @@ pub struct Conn {
     /// Bytes of `buf[start..]` already known not to contain the end of a head.
     scanned: usize,
     state: State,
-}
-
-impl Default for Conn {
-    fn default() -> Self {
-        Conn::new()
-    }
+    /// When the current request began: the header timeout runs from here.
+    began: Instant,
+    /// The last time bytes moved either way: the idle and write timeouts run from here.
+    active: Instant,
+    answered: u64,
 }
 
 impl Conn {
-    /// A new connection; holds no buffer until bytes arrive.
-    pub fn new() -> Conn {
+    /// A connection accepted at `now`; holds no buffer until bytes arrive.
+    pub fn new(now: Instant) -> Conn {
         Conn {
             buf: Vec::new(),
             start: 0,
             scanned: 0,
             state: State::Open,
+            began: now,
+            active: now,
+            answered: 0,
         }
     }
 
-    /// Appends bytes received from the peer.
-    pub fn receive(&mut self, data: &[u8]) {
+    /// When the current request began (for the access log's request time).
+    pub fn request_began(&self) -> Instant {
+        self.began
+    }
+
+    /// Responses handed out so far.
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// The one rule for which time limit applies, asked by both drivers after every event
+    /// (as quinn-proto's `poll_timeout`): while output is pending (`writing`) the client must
+    /// keep reading; while a head is incomplete, or before the first request, the header
+    /// timeout runs; otherwise the connection is idle.
+    pub fn deadline(&self, timeouts: Timeouts, writing: bool) -> Deadline {
+        if writing {
+            Deadline::Write(self.active + timeouts.idle)
+        } else if self.has_partial_request() || self.answered == 0 {
+            Deadline::Header(self.began + timeouts.header)
+        } else {
+            Deadline::Idle(self.active + timeouts.idle)
+        }
+    }
+
+    /// Output moved at `now` (the kernel took bytes): the write and idle timeouts restart.
+    pub fn progressed(&mut self, now: Instant) {
+        self.active = now;
+    }
+
+    /// Appends bytes received from the peer at `now`. The first byte of a request after the
+    /// first starts its header timeout.
+    pub fn receive(&mut self, data: &[u8], now: Instant) {
+        if self.start == self.buf.len() && self.answered > 0 {
+            self.began = now;
+        }
+        self.active = now;
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
@@ -180,6 +247,9 @@ impl Conn {
         if response.after == super::response::After::Close {
             self.state = State::Done(closing);
         }
+        self.answered += 1;
+        // A pipelined request already buffered is timed from this response.
+        self.began = date.instant();
         Step::Respond(response)
     }
 
@@ -281,10 +351,66 @@ mod tests {
     }
 
     #[test]
+    fn one_deadline_rule_for_header_idle_and_write() {
+        let f = fixture(SiteOptions::default());
+        let t = Timeouts {
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        };
+        let t0 = Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let mut conn = Conn::new(t0);
+        // Before the first request the header timeout runs from the accept, even once bytes
+        // have begun to arrive.
+        assert_eq!(conn.deadline(t, false), Deadline::Header(at(10)));
+        conn.receive(b"GET /a.txt HT", at(3));
+        assert_eq!(conn.deadline(t, false), Deadline::Header(at(10)));
+        // Output waiting for the client: the write deadline, from the last progress.
+        assert_eq!(conn.deadline(t, true), Deadline::Write(at(63)));
+        conn.receive(b"TP/1.1\r\nHost: x\r\n\r\n", at(4));
+        let date = DateCache::at(SystemTime::now(), at(5));
+        assert!(matches!(
+            conn.poll(&f.site, &date, Lifecycle::Serving),
+            Step::Respond(_)
+        ));
+        // Answered, nothing buffered: idle, from the last bytes moved.
+        conn.progressed(at(6));
+        assert_eq!(conn.deadline(t, false), Deadline::Idle(at(66)));
+        // The first byte of the next request starts its own header timeout.
+        conn.receive(b"GET /b", at(20));
+        assert_eq!(conn.deadline(t, false), Deadline::Header(at(30)));
+        assert_eq!(Deadline::Header(at(30)).at(), at(30));
+    }
+
+    #[test]
+    fn a_pipelined_request_is_timed_from_the_previous_response() {
+        let f = fixture(SiteOptions::default());
+        let t = Timeouts {
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        };
+        let t0 = Instant::now();
+        let mut conn = Conn::new(t0);
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b", t0);
+        let date = DateCache::at(SystemTime::now(), t0 + Duration::from_secs(7));
+        assert!(matches!(
+            conn.poll(&f.site, &date, Lifecycle::Serving),
+            Step::Respond(_)
+        ));
+        assert_eq!(
+            conn.deadline(t, false),
+            Deadline::Header(t0 + Duration::from_secs(17))
+        );
+    }
+
+    #[test]
     fn buffered_counts_unanswered_bytes_and_idle_buffers_are_freed() {
         let f = fixture(SiteOptions::default());
-        let mut conn = Conn::new();
-        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b");
+        let mut conn = Conn::new(Instant::now());
+        conn.receive(
+            b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /b",
+            Instant::now(),
+        );
         assert_eq!(conn.buffered(), 38);
         assert!(matches!(
             conn.poll(&f.site, &f.date, Lifecycle::Serving),
@@ -294,7 +420,7 @@ mod tests {
         // Not idle: a partial request is kept.
         conn.release_idle_buffer();
         assert_eq!(conn.buffered(), 6);
-        conn.receive(b".txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.receive(b".txt HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now());
         assert!(matches!(
             conn.poll(&f.site, &f.date, Lifecycle::Serving),
             Step::Respond(_)
@@ -314,8 +440,8 @@ mod tests {
         let req = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
         let mut answers = Vec::new();
         for use_cache in [false, true, true] {
-            let mut conn = Conn::new();
-            conn.receive(req);
+            let mut conn = Conn::new(Instant::now());
+            conn.receive(req, Instant::now());
             let cache = use_cache.then_some(&mut cache);
             match conn.poll_with(&f.site, cache, &f.date, Lifecycle::Serving) {
                 Step::Respond(r) => {
@@ -347,11 +473,11 @@ mod tests {
 
     /// Feeds `input` in chunks of `chunk` bytes, collecting every response's status line.
     fn run(f: &Fixture, input: &[u8], chunk: usize) -> (Vec<String>, Step) {
-        let mut conn = Conn::new();
+        let mut conn = Conn::new(Instant::now());
         let mut statuses = Vec::new();
         let mut last = Step::NeedMore;
         for piece in input.chunks(chunk) {
-            conn.receive(piece);
+            conn.receive(piece, Instant::now());
             loop {
                 match conn.poll(&f.site, &f.date, Lifecycle::Serving) {
                     Step::Respond(r) => {
@@ -419,8 +545,8 @@ mod tests {
     #[test]
     fn draining_closes_after_the_request_in_hand() {
         let f = fixture(SiteOptions::default());
-        let mut conn = Conn::new();
-        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut conn = Conn::new(Instant::now());
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now());
         let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Draining) else {
             panic!("expected a response");
         };
@@ -456,8 +582,8 @@ mod tests {
             (b"BAD\r\n\r\n", Closing::Linger),
         ];
         for &(input, expected) in cases {
-            let mut conn = Conn::new();
-            conn.receive(input);
+            let mut conn = Conn::new(Instant::now());
+            conn.receive(input, Instant::now());
             assert_eq!(
                 conn.closing(),
                 Closing::Immediate,
@@ -479,7 +605,7 @@ mod tests {
     #[test]
     fn an_idle_connection_draining_is_closed_without_a_response() {
         let f = fixture(SiteOptions::default());
-        let mut conn = Conn::new();
+        let mut conn = Conn::new(Instant::now());
         assert!(matches!(
             conn.poll(&f.site, &f.date, Lifecycle::Draining),
             Step::Close
@@ -489,12 +615,12 @@ mod tests {
     #[test]
     fn an_idle_connection_announcing_waits_for_its_request_which_then_closes() {
         let f = fixture(SiteOptions::default());
-        let mut conn = Conn::new();
+        let mut conn = Conn::new(Instant::now());
         assert!(matches!(
             conn.poll(&f.site, &f.date, Lifecycle::Announcing),
             Step::NeedMore
         ));
-        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n");
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now());
         let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Announcing) else {
             panic!("expected a response");
         };
@@ -504,10 +630,10 @@ mod tests {
     #[test]
     fn timeout_gives_408_only_mid_request() {
         let f = fixture(SiteOptions::default());
-        let mut idle = Conn::new();
+        let mut idle = Conn::new(Instant::now());
         assert!(idle.timed_out(&f.site, &f.date).is_none());
-        let mut partial = Conn::new();
-        partial.receive(b"GET /a.txt HTT");
+        let mut partial = Conn::new(Instant::now());
+        partial.receive(b"GET /a.txt HTT", Instant::now());
         let r = partial.timed_out(&f.site, &f.date).unwrap();
         assert_eq!(r.status, Status::RequestTimeout);
         assert_eq!(r.after, After::Close);
@@ -520,15 +646,15 @@ mod tests {
             ..SiteOptions::default()
         };
         let f = fixture(options);
-        let mut conn = Conn::new();
-        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\nX: ");
-        conn.receive(&[b'a'; 600]);
+        let mut conn = Conn::new(Instant::now());
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\nX: ", Instant::now());
+        conn.receive(&[b'a'; 600], Instant::now());
         let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
             panic!("expected a response");
         };
         assert_eq!(r.status, Status::HeaderFieldsTooLarge);
-        let mut long_line = Conn::new();
-        long_line.receive(&[b'G'; 600]);
+        let mut long_line = Conn::new(Instant::now());
+        long_line.receive(&[b'G'; 600], Instant::now());
         let Step::Respond(r) = long_line.poll(&f.site, &f.date, Lifecycle::Serving) else {
             panic!("expected a response");
         };
@@ -541,8 +667,11 @@ mod tests {
             logging: Logging::On,
             ..SiteOptions::default()
         });
-        let mut conn = Conn::new();
-        conn.receive(b"GET /a.txt?x HTTP/1.0\r\nUser-Agent: t\r\n\r\n");
+        let mut conn = Conn::new(Instant::now());
+        conn.receive(
+            b"GET /a.txt?x HTTP/1.0\r\nUser-Agent: t\r\n\r\n",
+            Instant::now(),
+        );
         let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
             panic!("expected a response");
         };
@@ -551,8 +680,8 @@ mod tests {
         assert_eq!(log.user_agent.as_deref(), Some(&b"t"[..]));
         assert!(matches!(r.body, Body::File { .. }));
         let f = fixture(SiteOptions::default());
-        let mut conn = Conn::new();
-        conn.receive(b"GET /a.txt HTTP/1.0\r\n\r\n");
+        let mut conn = Conn::new(Instant::now());
+        conn.receive(b"GET /a.txt HTTP/1.0\r\n\r\n", Instant::now());
         let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Serving) else {
             panic!("expected a response");
         };
@@ -566,9 +695,9 @@ mod tests {
             chunk in 1usize..300,
         ) {
             let f = fixture(SiteOptions { max_head: 1024, ..SiteOptions::default() });
-            let mut conn = Conn::new();
+            let mut conn = Conn::new(Instant::now());
             for piece in data.chunks(chunk) {
-                conn.receive(piece);
+                conn.receive(piece, Instant::now());
                 // Bounded: each poll either consumes a head, stops, or ends the connection.
                 for _ in 0..64 {
                     match conn.poll(&f.site, &f.date, Lifecycle::Serving) {
@@ -584,16 +713,16 @@ mod tests {
             let f = fixture(SiteOptions::default());
             let input = b"GET /a.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=1-2\r\n\r\n";
             let cut = cut.min(input.len());
-            let mut whole = Conn::new();
-            whole.receive(input);
+            let mut whole = Conn::new(Instant::now());
+            whole.receive(input, Instant::now());
             let Step::Respond(expected) = whole.poll(&f.site, &f.date, Lifecycle::Serving) else {
                 panic!("complete request not answered");
             };
-            let mut split = Conn::new();
-            split.receive(&input[..cut]);
+            let mut split = Conn::new(Instant::now());
+            split.receive(&input[..cut], Instant::now());
             if cut < input.len() {
                 proptest::prop_assert!(matches!(split.poll(&f.site, &f.date, Lifecycle::Serving), Step::NeedMore));
-                split.receive(&input[cut..]);
+                split.receive(&input[cut..], Instant::now());
             }
             let Step::Respond(got) = split.poll(&f.site, &f.date, Lifecycle::Serving) else {
                 panic!("split request not answered");

@@ -21,7 +21,7 @@
 //! Calendar arithmetic is done here by hand (proleptic Gregorian, days counted from the epoch);
 //! this module owns no clock — callers pass the time in.
 
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// A point in time with the one-second resolution HTTP dates have: seconds since the Unix epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -378,29 +378,47 @@ impl HttpDate {
     }
 }
 
-/// The current `Date` value, reformatted only when the second changes. One per worker.
+/// A worker's clock as the core sees it: the current `Date` value, reformatted only when the
+/// second changes, and the monotonic instant of the same reading (deadlines run on it). One
+/// per worker; the driver moves it, the core only reads it.
 #[derive(Debug)]
 pub struct DateCache {
     now: HttpDate,
     text: [u8; IMF_FIXDATE_LEN],
+    instant: Instant,
 }
 
 impl DateCache {
-    pub fn new(now: SystemTime) -> Self {
-        let now = HttpDate::from_system_time(now);
+    /// A clock reading `wall`, with the monotonic instant taken now.
+    pub fn new(wall: SystemTime) -> Self {
+        DateCache::at(wall, Instant::now())
+    }
+
+    /// A clock reading `wall` and `instant`.
+    pub fn at(wall: SystemTime, instant: Instant) -> Self {
+        let now = HttpDate::from_system_time(wall);
         DateCache {
             now,
             text: now.imf_array(),
+            instant,
         }
     }
+
     /// Moves the clock; reformats only if the second changed.
-    pub fn update(&mut self, now: SystemTime) {
-        let now = HttpDate::from_system_time(now);
+    pub fn update(&mut self, wall: SystemTime, instant: Instant) {
+        self.instant = instant;
+        let now = HttpDate::from_system_time(wall);
         if now != self.now {
             self.now = now;
             self.text = now.imf_array();
         }
     }
+
+    /// The monotonic time of the last reading.
+    pub fn instant(&self) -> Instant {
+        self.instant
+    }
+
     pub fn now(&self) -> HttpDate {
         self.now
     }
@@ -540,16 +558,16 @@ mod tests {
         assert_eq!(cache.imf(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(cache.now(), HttpDate(NOV_6_1994));
 
-        cache.update(t0 + Duration::from_millis(999));
+        cache.update(t0 + Duration::from_millis(999), Instant::now());
         assert_eq!(cache.imf(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(cache.now(), HttpDate(NOV_6_1994));
 
-        cache.update(t0 + Duration::from_secs(1));
+        cache.update(t0 + Duration::from_secs(1), Instant::now());
         assert_eq!(cache.imf(), b"Sun, 06 Nov 1994 08:49:38 GMT");
         assert_eq!(cache.now(), HttpDate(NOV_6_1994 + 1));
 
         // A clock that steps back still gets the right text.
-        cache.update(t0);
+        cache.update(t0, Instant::now());
         assert_eq!(cache.imf(), b"Sun, 06 Nov 1994 08:49:37 GMT");
 
         // Before the epoch clamps to the epoch.

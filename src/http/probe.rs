@@ -14,8 +14,8 @@
 //! answer HEAD with the GET head, as files do.
 
 use super::date::DateCache;
+use super::lifecycle::Lifecycle;
 use super::response::{Body, HeadBuilder};
-use super::serve::{Lifecycle, Site};
 use super::status::Status;
 use crate::fs::ContentType;
 
@@ -66,14 +66,29 @@ pub fn check_path(flag: &str, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What the status path renders: implemented by the drivers' counters
+/// ([`crate::stats::Stats`]), so the core never depends on them.
+pub trait Metrics: Send + Sync + std::fmt::Debug {
+    /// Appends the Prometheus text exposition.
+    fn render_prometheus(&self, out: &mut Vec<u8>);
+}
+
+/// No counters: the status path renders an empty exposition.
+#[derive(Debug)]
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn render_prometheus(&self, _out: &mut Vec<u8>) {}
+}
+
 /// The answer when `path` is a probe path; `None` otherwise.
 pub(super) fn answer(
-    site: &Site,
+    probes: &Probes,
+    metrics: &dyn Metrics,
     path: &[u8],
     date: &DateCache,
     life: Lifecycle,
 ) -> Option<(Status, HeadBuilder, Body)> {
-    let probes = site.probes();
     let is = |p: &Option<String>| p.as_deref().is_some_and(|p| p.as_bytes() == path);
     let (status, content_type, body) = if is(&probes.health) {
         match life {
@@ -86,7 +101,7 @@ pub(super) fn answer(
         }
     } else if is(&probes.status) {
         let mut text = Vec::with_capacity(4096);
-        site.stats().render_prometheus(&mut text);
+        metrics.render_prometheus(&mut text);
         (Status::Ok, PROMETHEUS, Body::Bytes(text))
     } else {
         return None;
@@ -104,7 +119,7 @@ mod tests {
     use crate::fs::Root;
     use crate::http::request::{self, Parsed};
     use crate::http::response::After;
-    use crate::http::serve::{self, SiteOptions};
+    use crate::http::serve::{self, Site, SiteOptions};
     use std::time::SystemTime;
 
     fn answer_to(site: &Site, raw: &[u8], life: Lifecycle) -> (String, Vec<u8>, After) {
@@ -125,12 +140,19 @@ mod tests {
     #[test]
     fn health_is_503_and_closes_while_draining() {
         let dir = tempfile::tempdir().unwrap();
-        let site = Site::new(Root::open(dir.path()).unwrap(), SiteOptions::default()).with_probes(
-            Probes {
+        #[derive(Debug)]
+        struct OneCounter;
+        impl Metrics for OneCounter {
+            fn render_prometheus(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(b"ringserve_requests_total 7\n");
+            }
+        }
+        let site = Site::new(Root::open(dir.path()).unwrap(), SiteOptions::default())
+            .with_probes(Probes {
                 health: Some("/healthz".into()),
                 status: Some("/status".into()),
-            },
-        );
+            })
+            .with_metrics(std::sync::Arc::new(OneCounter));
         let get = b"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
         let (head, body, after) = answer_to(&site, get, Lifecycle::Serving);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -172,7 +194,7 @@ mod tests {
         assert!(
             String::from_utf8(body)
                 .unwrap()
-                .contains("ringserve_requests_total")
+                .contains("ringserve_requests_total 7\n")
         );
     }
 

@@ -14,14 +14,14 @@
 
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
-use super::probe::{self, Probes};
+use super::lifecycle::Lifecycle;
+use super::probe::{self, Metrics, Probes};
 use super::range::{self, RangeDecision};
 use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
 use crate::fs::cache::{Content, FileCache};
 use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
-use crate::stats::Stats;
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
@@ -42,18 +42,6 @@ pub enum Logging {
     #[default]
     Off,
     On,
-}
-
-/// Whether the server is shutting down: responses then close their connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lifecycle {
-    Serving,
-    /// A shutdown is coming (the drain delay): new connections are still accepted and their
-    /// first request awaited, but the health path answers 503 and every response closes its
-    /// connection, so a proxy moves away before the listeners stop.
-    Announcing,
-    /// The listeners are stopped: responses close their connection, idle connections close.
-    Draining,
 }
 
 /// Site-wide settings the HTTP core reads.
@@ -91,7 +79,7 @@ pub struct Site {
     pub(crate) options: SiteOptions,
     favicon: Meta,
     probes: Probes,
-    stats: Arc<Stats>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl Site {
@@ -110,7 +98,7 @@ impl Site {
             options,
             favicon,
             probes: Probes::default(),
-            stats: Arc::new(Stats::new(1)),
+            metrics: Arc::new(probe::NoMetrics),
         }
     }
 
@@ -121,10 +109,9 @@ impl Site {
         self
     }
 
-    /// The counters the drivers update and the status path renders (by default one
-    /// worker's worth that nobody renders).
-    pub fn with_stats(mut self, stats: Arc<Stats>) -> Site {
-        self.stats = stats;
+    /// What the status path renders (the drivers' counters; by default nothing).
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Site {
+        self.metrics = metrics;
         self
     }
 
@@ -132,8 +119,8 @@ impl Site {
         &self.probes
     }
 
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
+    pub fn metrics(&self) -> &dyn Metrics {
+        &*self.metrics
     }
 
     pub fn root(&self) -> &Root {
@@ -247,7 +234,7 @@ pub fn respond(
         ),
         (Method::Get | Method::Head, Target::Asterisk) => cx.message(Status::BadRequest),
         (Method::Get | Method::Head, Target::Path { path, query }) => {
-            match probe::answer(site, path, date, life) {
+            match probe::answer(site.probes(), site.metrics(), path, date, life) {
                 Some((status, head, body)) => cx.finish(status, head, body),
                 None => get(site, cache, &cx, req, path, query),
             }

@@ -255,6 +255,15 @@ impl From<TcpStream> for Stream {
     }
 }
 
+impl From<Stream> for std::os::fd::OwnedFd {
+    fn from(s: Stream) -> Self {
+        match s {
+            Stream::Tcp(s) => s.into(),
+            Stream::Unix(s) => s.into(),
+        }
+    }
+}
+
 impl Stream {
     /// `TCP_NODELAY` on TCP; Unix sockets have no Nagle delay to turn off.
     pub fn set_nodelay(&self) -> io::Result<()> {

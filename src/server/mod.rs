@@ -4,7 +4,10 @@
 //! every byte sent is decided by [`crate::http`].
 
 pub(crate) mod accesslog;
+mod lifecycle;
 pub mod listen;
+mod lower;
+mod policy;
 mod threaded;
 mod uring;
 
@@ -19,7 +22,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 /// Why a server could not start. Each variant displays as one line fit for a terminal.
@@ -150,7 +153,16 @@ impl Server {
         }));
         let site = Site::new(root, options)
             .with_probes(config.probes.clone())
-            .with_stats(Arc::clone(&stats));
+            .with_metrics(Arc::clone(&stats) as Arc<dyn crate::http::Metrics>);
+        let policy = policy::Settings {
+            timeouts: crate::http::Timeouts {
+                header: config.header_timeout,
+                idle: config.idle_timeout,
+            },
+            max_conns: config.max_conns,
+            grace: config.shutdown_grace,
+            drain_delay: config.drain_delay,
+        };
         let addrs = config.listen_addrs();
         let unix_paths = config.unix_paths().to_vec();
         let (site, log) = match config.mode {
@@ -160,17 +172,13 @@ impl Server {
                 let shared = uring::Shared {
                     site,
                     log,
-                    announcing: AtomicBool::new(false),
-                    draining: AtomicBool::new(false),
+                    shutdown: lifecycle::Shutdown::new(),
+                    stats: Arc::clone(&stats),
                     active: AtomicUsize::new(0),
                     unix: bound.unix,
                 };
                 let settings = uring::Settings {
-                    header_timeout: config.header_timeout,
-                    idle_timeout: config.idle_timeout,
-                    max_conns: config.max_conns,
-                    grace: config.shutdown_grace,
-                    drain_delay: config.drain_delay,
+                    policy,
                     large_files: uring::LargeFiles::from_env(),
                     sq_entries: uring::SQ_ENTRIES,
                 };
@@ -178,6 +186,7 @@ impl Server {
                     Ok(driver) => {
                         return Ok(Handle {
                             detail: format!("{} workers, {}", config.workers, driver.detail),
+                            stats,
                             driver: Arc::new(Driver::Uring(driver)),
                             addrs: bound.tcp,
                             unix_paths,
@@ -216,15 +225,10 @@ impl Server {
             .map(listen::Listener::Tcp)
             .chain(bound.unix.into_iter().map(listen::Listener::Unix))
             .collect();
-        let settings = threaded::Settings {
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
-            max_conns: config.max_conns,
-            drain_delay: config.drain_delay,
-        };
-        let driver =
-            threaded::Threaded::start(listeners, site, settings, log).map_err(StartError::Spawn)?;
+        let driver = threaded::Threaded::start(listeners, site, policy, log, Arc::clone(&stats))
+            .map_err(StartError::Spawn)?;
         Ok(Handle {
+            stats,
             driver: Arc::new(Driver::Threaded(driver)),
             addrs: local,
             unix_paths,
@@ -341,6 +345,7 @@ pub(crate) fn reject_busy(
 #[derive(Debug)]
 pub struct Handle {
     driver: Arc<Driver>,
+    stats: Arc<Stats>,
     addrs: Vec<SocketAddr>,
     unix_paths: Vec<PathBuf>,
     mode: Mode,
@@ -369,7 +374,7 @@ impl Handle {
     /// The server's counters (what `--status-path` renders), e.g. to watch
     /// [`Stats::responses`] from the embedding program.
     pub fn stats(&self) -> &Arc<Stats> {
-        self.driver.site().stats()
+        &self.stats
     }
 
     /// Every Unix socket path listened on, in the order given.

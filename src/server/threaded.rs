@@ -3,9 +3,9 @@
 //! fallback where io_uring is unavailable.
 //!
 //! Lifecycle of a connection thread: read → [`Conn::poll`] until it needs more → flush the
-//! coalesced output → read again, with the read timeout set to whichever deadline applies
-//! (header timeout while a head is incomplete or before the first request, idle timeout
-//! between requests). A response that ends the connection is followed by a lingering close.
+//! coalesced output → read again, with the read timeout set to the deadline the core says
+//! applies ([`Conn::deadline`]; a stalled write is bounded by the socket's write timeout). A
+//! response that ends the connection is followed by a lingering close.
 //!
 //! Shutdown, with a drain delay configured: first an *announcing* phase of that length, in
 //! which the core sees [`Lifecycle::Announcing`] (the health path answers 503, responses close
@@ -21,16 +21,22 @@
 //! site's [`crate::stats::Stats`], from whichever thread sees it.
 
 use super::accesslog::{self, Sink};
+use super::lifecycle::{self, Shutdown};
 use super::listen::{Listener, Stream};
-use crate::http::response::{After, Body};
-use crate::http::{Closing, Conn, DateCache, Lifecycle, Peer, Response, Site, Step};
-use crate::stats::WorkerStats;
+use super::lower::{self, wire_len};
+use super::policy::{
+    ACCEPT_ERROR_LOG_EVERY, ACCEPT_RETRY, FLUSH_AT, LINGER_FOR, LINGER_MAX_BYTES, Settings,
+};
+use crate::http::response::After;
+use crate::http::{Closing, Conn, DateCache, Peer, Response, Site, Step};
+use crate::stats::{Stats, WorkerStats};
 use crate::sys::net::{self, Direction, More};
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{self, Read};
-use std::net::Shutdown;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -43,36 +49,6 @@ const STACK_SIZE: usize = 256 * 1024;
 /// One `read` takes at most this much: a full head under the default 8 KiB limit plus
 /// pipelined neighbours.
 const READ_SIZE: usize = 16 * 1024;
-
-/// Coalesced in-memory output is flushed once it grows past this, even mid-pipeline.
-const FLUSH_AT: usize = 64 * 1024;
-
-/// File bodies up to this size are read into the output buffer instead of `sendfile`d: one
-/// `pread` plus the shared `send` costs less than a `send(MSG_MORE)` + `sendfile` pair, and
-/// lets the responses to pipelined requests for small files leave in one write.
-const COPY_BELOW: u64 = 16 * 1024;
-
-/// Lingering close (as nginx's `lingering_close`): when the core says the client may still be
-/// sending ([`Closing::Linger`]), keep reading and discarding for up to this long after the
-/// last response, so that unread request bytes do not make the kernel reset the connection
-/// and destroy the response before the client has read it.
-const LINGER_FOR: Duration = Duration::from_secs(2);
-const LINGER_MAX_BYTES: usize = 256 * 1024;
-
-/// Accept errors (EMFILE, ENOBUFS, …) are logged at most this often, then retried after a
-/// pause, so a descriptor shortage cannot spin a core or flood the log.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// Time limits and caps of the threaded mode.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    pub header_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub max_conns: usize,
-    /// How long to announce the shutdown (health 503) before the listeners stop.
-    pub drain_delay: Duration,
-}
 
 /// The running threaded server.
 #[derive(Debug)]
@@ -87,10 +63,8 @@ struct Shared {
     settings: Settings,
     log: Option<Sink>,
     listeners: Vec<Listener>,
-    /// A shutdown was asked for: the core drains, new connections are still accepted.
-    announcing: AtomicBool,
-    /// The listeners are stopped: no new connections.
-    draining: AtomicBool,
+    shutdown: Shutdown,
+    stats: Arc<Stats>,
     registry: Mutex<Registry>,
     /// Signalled when the registry becomes empty.
     emptied: Condvar,
@@ -104,20 +78,10 @@ struct Registry {
 }
 
 impl Shared {
-    fn lifecycle(&self) -> Lifecycle {
-        if self.draining.load(Ordering::Acquire) {
-            Lifecycle::Draining
-        } else if self.announcing.load(Ordering::Acquire) {
-            Lifecycle::Announcing
-        } else {
-            Lifecycle::Serving
-        }
-    }
-
     /// Stops accepting and wakes idle connections (idempotent).
     fn stop(&self) {
         let reg = self.registry();
-        if self.draining.swap(true, Ordering::AcqRel) {
+        if !self.shutdown.begin_drain() {
             return;
         }
         *self.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -131,7 +95,7 @@ impl Shared {
 
     /// Worker 0's counters (see the module docs).
     fn stats(&self) -> &WorkerStats {
-        self.site.stats().worker(0)
+        self.stats.worker(0)
     }
 
     fn registry(&self) -> MutexGuard<'_, Registry> {
@@ -152,7 +116,7 @@ impl Admission {
     /// lock, which `shutdown` also takes, so no connection slips past a shutdown sweep.
     fn try_new(shared: &Arc<Shared>, stream: &Stream) -> Option<Admission> {
         let mut reg = shared.registry();
-        if shared.draining.load(Ordering::Acquire) || reg.open.len() >= shared.settings.max_conns {
+        if shared.shutdown.is_draining() || reg.open.len() >= shared.settings.max_conns {
             return None;
         }
         let id = reg.next_id;
@@ -190,6 +154,7 @@ impl Threaded {
         site: Site,
         settings: Settings,
         log: Option<Sink>,
+        stats: Arc<Stats>,
     ) -> io::Result<Threaded> {
         let count = listeners.len();
         let shared = Arc::new(Shared {
@@ -197,8 +162,8 @@ impl Threaded {
             settings,
             log,
             listeners,
-            announcing: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
+            shutdown: Shutdown::new(),
+            stats,
             registry: Mutex::new(Registry::default()),
             emptied: Condvar::new(),
             shutdown_at: Mutex::new(None),
@@ -224,26 +189,11 @@ impl Threaded {
     /// Idempotent. Announces the shutdown for the drain delay, then stops (see the module
     /// docs for what that wakes).
     pub fn shutdown(&self) {
-        let shared = &self.shared;
-        let delay = shared.settings.drain_delay;
-        if shared.announcing.swap(true, Ordering::AcqRel) {
+        if !self.shared.shutdown.announce() {
             return;
         }
-        if delay.is_zero() {
-            shared.stop();
-            return;
-        }
-        let later = Arc::clone(shared);
-        let timer = std::thread::Builder::new()
-            .name("ringserve-drain".into())
-            .spawn(move || {
-                std::thread::sleep(delay);
-                later.stop();
-            });
-        if timer.is_err() {
-            // No thread for the delay: stop now rather than never.
-            shared.stop();
-        }
+        let later = Arc::clone(&self.shared);
+        lifecycle::after_delay(self.shared.settings.drain_delay, move || later.stop());
     }
 
     /// Waits for the acceptors (that is, for a shutdown), then for open connections until
@@ -309,23 +259,23 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
                         if let Err(e) = spawned {
                             // The closure (and with it the connection) was dropped: it is closed.
                             log_accept_error(&mut last_error_log, listener, &e);
-                            std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                            std::thread::sleep(ACCEPT_RETRY);
                         }
                     }
-                    None if shared.draining.load(Ordering::Acquire) => drop(stream),
+                    None if shared.shutdown.is_draining() => drop(stream),
                     None => {
-                        date.update(SystemTime::now());
+                        date.update(SystemTime::now(), Instant::now());
                         super::reject_busy(stream, &date, shared.stats());
                     }
                 }
             }
-            Err(_) if shared.draining.load(Ordering::Acquire) => return,
+            Err(_) if shared.shutdown.is_draining() => return,
             Err(e) => match e.kind() {
                 // The peer gave up between SYN and accept, or a signal: nothing to report.
                 io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted => {}
                 _ => {
                     log_accept_error(&mut last_error_log, listener, &e);
-                    std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                    std::thread::sleep(ACCEPT_RETRY);
                 }
             },
         }
@@ -343,58 +293,54 @@ fn log_accept_error(last: &mut Option<Instant>, listener: &Listener, e: &io::Err
 /// The life of one connection.
 fn serve(shared: &Shared, conn_io: &Connection) {
     let stream = &conn_io.stream;
-    let settings = shared.settings;
+    let timeouts = shared.settings.timeouts;
     let _ = stream.set_nodelay();
     // A client that stops reading cannot hold the thread longer than an idle client could.
-    let _ = stream.set_write_timeout(Some(settings.idle_timeout));
-    let mut conn = Conn::new();
+    let _ = stream.set_write_timeout(Some(timeouts.idle));
     let mut date = DateCache::new(SystemTime::now());
+    let mut conn = Conn::new(date.instant());
     let mut input = vec![0u8; READ_SIZE];
     let mut out = Output {
+        stream,
         buf: Vec::new(),
         pending: Vec::new(),
         peer: conn_io.peer,
     };
-    // Before the first request the header timeout applies from the accept.
-    let mut deadline = Instant::now() + settings.header_timeout;
-    let mut started = Instant::now();
-    let mut answered: u64 = 0;
     // The read timeout last set: `setsockopt` is skipped when it would not change (the common
     // case between keep-alive requests), saving a system call per request.
     let mut read_timeout: Option<Duration> = None;
     loop {
-        date.update(SystemTime::now());
-        match conn.poll(&shared.site, &date, shared.lifecycle()) {
+        date.update(SystemTime::now(), Instant::now());
+        let began = conn.request_began();
+        match conn.poll(&shared.site, &date, shared.shutdown.state()) {
             Step::Respond(response) => {
-                answered += 1;
                 let after = response.after;
-                if out.push(stream, response, started, shared, &date).is_err() {
+                if out.push(response, began, shared, &date).is_err() {
                     return;
                 }
                 if after == After::Close {
-                    if out.flush(stream, shared, &date).is_ok() && conn.closing() == Closing::Linger
-                    {
+                    if out.flush(shared, &date).is_ok() && conn.closing() == Closing::Linger {
                         linger(stream);
                     }
                     return;
                 }
-                // The next (pipelined) request, if any, is timed from here.
-                started = Instant::now();
-                deadline = started + settings.header_timeout;
             }
             Step::Close => {
-                let _ = out.flush(stream, shared, &date);
+                let _ = out.flush(shared, &date);
                 return;
             }
             Step::NeedMore => {
-                if out.flush(stream, shared, &date).is_err() {
+                let wrote = !out.buf.is_empty();
+                if out.flush(shared, &date).is_err() {
                     return;
                 }
-                let left = if conn.has_partial_request() || answered == 0 {
-                    deadline.saturating_duration_since(Instant::now())
-                } else {
-                    settings.idle_timeout
-                };
+                if wrote {
+                    conn.progressed(Instant::now());
+                }
+                // Output is flushed: the header or idle deadline applies (a stalled write is
+                // bounded by the socket's write timeout).
+                let deadline = conn.deadline(timeouts, false);
+                let left = deadline.at().saturating_duration_since(Instant::now());
                 let read = if left.is_zero() {
                     Err(io::ErrorKind::TimedOut.into())
                 } else {
@@ -408,13 +354,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                 };
                 match read {
                     Ok(0) => return,
-                    Ok(n) => {
-                        if !conn.has_partial_request() && answered > 0 {
-                            started = Instant::now();
-                            deadline = started + settings.header_timeout;
-                        }
-                        conn.receive(&input[..n]);
-                    }
+                    Ok(n) => conn.receive(&input[..n], Instant::now()),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e)
                         if matches!(
@@ -423,10 +363,11 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                         ) =>
                     {
                         shared.stats().timed_out();
+                        let began = conn.request_began();
                         if let Some(response) = conn.timed_out(&shared.site, &date)
-                            && out.push(stream, response, started, shared, &date).is_ok()
+                            && out.push(response, began, shared, &date).is_ok()
                         {
-                            let _ = out.flush(stream, shared, &date);
+                            let _ = out.flush(shared, &date);
                         }
                         return;
                     }
@@ -439,75 +380,45 @@ fn serve(shared: &Shared, conn_io: &Connection) {
 
 /// Responses on their way out: in-memory bytes are coalesced (pipelined responses leave in
 /// one `send`), file bytes go by `sendfile` right behind whatever precedes them.
-struct Output {
+struct Output<'a> {
+    stream: &'a Stream,
     buf: Vec<u8>,
     pending: Vec<accesslog::Logged>,
     peer: Peer,
 }
 
-impl Output {
+impl Output<'_> {
     fn push(
         &mut self,
-        stream: &Stream,
-        response: Response,
+        mut response: Response,
         started: Instant,
         shared: &Shared,
         date: &DateCache,
     ) -> io::Result<()> {
-        let body_bytes = response.body_len();
-        let head_bytes = response.head.len() as u64;
-        self.buf.extend_from_slice(&response.head);
-        match response.body {
-            Body::Empty => {}
-            Body::Static(bytes) => self.buf.extend_from_slice(bytes),
-            Body::Bytes(bytes) => self.buf.extend_from_slice(&bytes),
-            Body::Shared { bytes, range } => self
-                .buf
-                .extend_from_slice(crate::http::serve::clamped_slice(&bytes, &range)),
-            Body::File { file, range } if range.end - range.start <= COPY_BELOW => {
-                super::append_file_range(&file, range, &mut self.buf)?;
-            }
-            Body::File { file, range } => {
-                net::send_all(stream.as_fd(), &self.buf, More::Yes)?;
-                self.buf.clear();
-                net::sendfile_all(stream.as_fd(), file.as_fd(), range)?;
-            }
-            Body::Multipart {
-                file,
-                parts,
-                trailer,
-            } => {
-                for part in parts {
-                    self.buf.extend_from_slice(&part.header);
-                    net::send_all(stream.as_fd(), &self.buf, More::Yes)?;
-                    self.buf.clear();
-                    net::sendfile_all(stream.as_fd(), file.as_fd(), part.range)?;
-                }
-                self.buf.extend_from_slice(&trailer);
-            }
-        }
+        let status = response.status;
+        let (wire, body_bytes) = (wire_len(&response), response.body_len());
+        let fields = response.log.take();
+        lower::lower(&response.head, response.body, self)?;
         // Counted once its bytes are in the output: a later failed send closes the connection,
         // and the response is then as lost as one the kernel dropped.
-        shared
-            .stats()
-            .response(response.status, head_bytes + body_bytes);
+        shared.stats().response(status, wire);
         if shared.log.is_some() {
             self.pending.push(accesslog::Logged {
-                fields: response.log,
-                status: response.status,
+                fields,
+                status,
                 body_bytes,
                 started,
             });
         }
         if self.buf.len() >= FLUSH_AT {
-            self.flush(stream, shared, date)?;
+            self.flush(shared, date)?;
         }
         Ok(())
     }
 
-    fn flush(&mut self, stream: &Stream, shared: &Shared, date: &DateCache) -> io::Result<()> {
+    fn flush(&mut self, shared: &Shared, date: &DateCache) -> io::Result<()> {
         if !self.buf.is_empty() {
-            net::send_all(stream.as_fd(), &self.buf, More::No)?;
+            net::send_all(self.stream.as_fd(), &self.buf, More::No)?;
             self.buf.clear();
             if self.buf.capacity() > 4 * FLUSH_AT {
                 self.buf = Vec::new();
@@ -520,9 +431,26 @@ impl Output {
     }
 }
 
+impl lower::Output for Output<'_> {
+    fn bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn small_file(&mut self, file: &File, range: Range<u64>) -> io::Result<()> {
+        super::append_file_range(file, range, &mut self.buf)
+    }
+
+    fn file(&mut self, file: Rc<File>, range: Range<u64>) -> io::Result<()> {
+        net::send_all(self.stream.as_fd(), &self.buf, More::Yes)?;
+        self.buf.clear();
+        net::sendfile_all(self.stream.as_fd(), file.as_fd(), range)
+    }
+}
+
 /// Half-closes, then reads and discards until the client closes or a bound is reached.
 fn linger(stream: &Stream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
+    if stream.shutdown(std::net::Shutdown::Write).is_err() {
         return;
     }
     let until = Instant::now() + LINGER_FOR;

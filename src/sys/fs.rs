@@ -433,10 +433,27 @@ mod tests {
     }
 
     #[test]
-    fn openat2_is_available_on_the_target_kernel() {
-        // The design targets Linux 6.18, where openat2 exists; a sandbox may still forbid it.
-        if !openat2_available() {
-            eprintln!("skipped: openat2 unavailable here (old kernel or seccomp)");
+    fn the_openat2_probe_agrees_with_a_direct_call() {
+        // The probe's verdict must match what the kernel does with a real `RESOLVE_BENEATH`
+        // open of an existing file: where openat2 works, an escape is refused with EXDEV;
+        // where it is missing or forbidden (ENOSYS, EPERM), the walker fallback is used and
+        // still refuses the escape.
+        let f = fixture();
+        let inside = open_beneath(f.root.as_fd(), Path::new("a.txt"));
+        assert_eq!(read(inside.expect("a.txt beneath the root")), b"inside a");
+        let escape = errno(open_beneath(f.root.as_fd(), Path::new("link-up")));
+        if openat2_available() {
+            assert_eq!(
+                escape,
+                libc::EXDEV,
+                "openat2 refuses a climb out with EXDEV"
+            );
+        } else {
+            eprintln!("note: openat2 unavailable here; the walker fallback refused with {escape}");
+            assert!(
+                escape == libc::ELOOP || escape == libc::EXDEV,
+                "errno {escape}"
+            );
         }
     }
 }

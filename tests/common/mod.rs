@@ -91,13 +91,45 @@ macro_rules! each_mode {
 }
 
 /// Runs one case in one mode, or prints `skipped: <why>` when this machine cannot run the mode.
+/// Where `RINGSERVE_REQUIRE_URING=1` (`scripts/test.sh` sets it once its own probe has found
+/// io_uring working) a mode that cannot run fails the case instead: no silent skip.
 pub fn run_case(test: &'static str, mode: fn() -> Mode, case: fn(Ctx)) {
     let ctx = Ctx::named(test, mode);
     if let Some(why) = ctx.unsupported() {
+        assert!(
+            !uring_required(),
+            "{test}: RINGSERVE_REQUIRE_URING=1 but {why}"
+        );
         eprintln!("skipped: {test}: {why}");
         return;
     }
     case(ctx);
+}
+
+/// `scripts/test.sh` found io_uring working: a uring case must run, never skip.
+pub fn uring_required() -> bool {
+    std::env::var_os("RINGSERVE_REQUIRE_URING").is_some_and(|v| v == "1")
+}
+
+/// Whether a server started in the uring mode runs it here, found out once per test binary.
+fn uring_runs() -> Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let fixture = Fixture::new();
+            let srv = TestServer::bind(
+                Config::new(fixture.root())
+                    .listen(loopback0())
+                    .mode(Mode::Uring)
+                    .workers(1),
+            );
+            if srv.runs_uring {
+                Ok(())
+            } else {
+                Err("the server cannot run io_uring here and fell back to threaded".into())
+            }
+        })
+        .clone()
 }
 
 /// What a case gets: the mode under test and ways to start servers in it.
@@ -120,14 +152,10 @@ impl Ctx {
     /// Why this mode cannot run here, if it cannot: the server falls back to the threaded mode
     /// when io_uring is missing or forbidden, and `Handle::mode` tells which mode runs.
     pub fn unsupported(&self) -> Option<String> {
-        if matches!((self.mode)(), Mode::Threaded) {
-            return None;
+        match (self.mode)() {
+            Mode::Threaded => None,
+            Mode::Uring => uring_runs().err(),
         }
-        let fixture = Fixture::new();
-        let srv = self.serve(fixture.root(), |c| c);
-        let fell_back = !srv.runs_uring;
-        drop(srv);
-        fell_back.then(|| "the server cannot run this mode here and fell back to threaded".into())
     }
 
     /// The base configuration of every test server: the mode under test on 127.0.0.1:0.
@@ -422,6 +450,18 @@ enum Fill {
 }
 
 impl Conn {
+    /// Waits (at most [`IO_TIMEOUT`]) until the server has sent something on this connection,
+    /// without consuming it: a real event to synchronise on instead of a sleep.
+    pub fn wait_readable(&mut self) {
+        if !self.buf.is_empty() {
+            return;
+        }
+        let mut one = [0u8; 1];
+        self.stream
+            .peek(&mut one)
+            .expect("the server sent nothing within the I/O timeout");
+    }
+
     pub fn connect(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
             .unwrap_or_else(|e| panic!("connect {addr}: {e}"));

@@ -14,24 +14,40 @@
 //! connections left or the grace period has passed.
 
 mod bufring;
+mod conn;
 mod cursor;
+mod output;
+mod ring;
 mod timers;
+mod token;
 mod worker;
 
 use super::StartError;
 use super::accesslog::Sink;
+use super::lifecycle::{self, Shutdown};
 use super::listen::{self, UnixSocket};
+use super::policy;
 use crate::http::Site;
+use crate::stats::Stats;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
-pub use worker::{SQ_ENTRIES, Settings};
+pub use ring::SQ_ENTRIES;
+
+/// Settings of the io_uring mode: the policy both modes share, and this mode's own knobs.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    pub policy: policy::Settings,
+    pub large_files: LargeFiles,
+    /// Submission queue size ([`SQ_ENTRIES`]; tests make it tiny to exercise a full queue).
+    pub sq_entries: u32,
+}
 
 /// How file bodies larger than the in-memory threshold are sent. `Sendfile` is the default;
 /// `ReadSend` exists to measure against it (`RINGSERVE_LARGE_FILES=read-send`, see
@@ -59,10 +75,9 @@ impl LargeFiles {
 pub struct Shared {
     pub site: Site,
     pub log: Option<Sink>,
-    /// A shutdown was asked for and the drain delay runs: the core answers with
-    /// `Lifecycle::Announcing` while the workers still accept.
-    pub announcing: AtomicBool,
-    pub draining: AtomicBool,
+    pub shutdown: Shutdown,
+    /// One block of counters per worker.
+    pub stats: Arc<Stats>,
     /// Open connections across workers, for `--max-conns`.
     pub active: AtomicUsize,
     /// The Unix sockets listened on: their files are removed when accepting stops.
@@ -81,7 +96,7 @@ pub struct Unavailable {
 #[derive(Debug)]
 pub struct Uring {
     shared: Arc<Shared>,
-    wakers: Vec<UnixStream>,
+    wakers: Arc<Vec<UnixStream>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// How the rings were set up, for the start-up line.
     pub detail: String,
@@ -221,10 +236,10 @@ impl Uring {
                 Err(e) => {
                     let this = Uring {
                         shared,
-                        wakers,
+                        wakers: Arc::new(wakers),
                         workers: Mutex::new(handles),
                         detail: String::new(),
-                        drain_delay: settings.drain_delay,
+                        drain_delay: settings.policy.drain_delay,
                     };
                     stop(&this.shared, &this.wakers);
                     this.join();
@@ -244,10 +259,10 @@ impl Uring {
         }
         let this = Uring {
             shared,
-            wakers,
+            wakers: Arc::new(wakers),
             workers: Mutex::new(handles),
             detail,
-            drain_delay: settings.drain_delay,
+            drain_delay: settings.policy.drain_delay,
         };
         if let Some(reason) = failure {
             stop(&this.shared, &this.wakers);
@@ -267,33 +282,14 @@ impl Uring {
         &self.shared.site
     }
 
-    /// Idempotent: sets the flag and wakes every worker.
+    /// Idempotent: announces for the drain delay, then stops every worker.
     pub fn shutdown(&self) {
-        if self.shared.announcing.swap(true, Ordering::AcqRel) {
+        if !self.shared.shutdown.announce() {
             return;
         }
-        let delay = self.drain_delay;
-        if delay.is_zero() {
-            stop(&self.shared, &self.wakers);
-            return;
-        }
-        // Announce for the drain delay, then stop, from a timer thread with its own handles
-        // on the wakers.
-        let wakers: io::Result<Vec<UnixStream>> =
-            self.wakers.iter().map(UnixStream::try_clone).collect();
         let shared = Arc::clone(&self.shared);
-        let timer = wakers.and_then(|wakers| {
-            std::thread::Builder::new()
-                .name("ringserve-drain".into())
-                .spawn(move || {
-                    std::thread::sleep(delay);
-                    stop(&shared, &wakers);
-                })
-        });
-        if timer.is_err() {
-            // No timer: stop now rather than never.
-            stop(&self.shared, &self.wakers);
-        }
+        let wakers = Arc::clone(&self.wakers);
+        lifecycle::after_delay(self.drain_delay, move || stop(&shared, &wakers));
     }
 
     /// Waits for every worker to exit (each enforces the grace period itself).
@@ -307,7 +303,7 @@ impl Uring {
 
 /// Stops accepting: the flag every worker checks, then a byte on each worker's waker.
 fn stop(shared: &Shared, wakers: &[UnixStream]) {
-    if shared.draining.swap(true, Ordering::AcqRel) {
+    if !shared.shutdown.begin_drain() {
         return;
     }
     // A replacement instance may bind the paths while this one drains.
@@ -416,5 +412,29 @@ mod tests {
             assert!(!line.contains('\n') && line.len() > 10, "{line}");
         }
         assert!(setup_error(&io::Error::from_raw_os_error(libc::ENOSYS)).contains("ENOSYS"));
+    }
+}
+
+/// For unit tests that need a real ring.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::OnceLock;
+
+    /// A ring, or `None` after a `skipped: <why>` line when this machine cannot run io_uring.
+    /// Where `RINGSERVE_REQUIRE_URING=1` (set by `scripts/test.sh` once its own probe found
+    /// io_uring working) a missing io_uring fails the test instead of skipping it. The kernel
+    /// is probed once per test binary.
+    pub fn ring_or_skip(sq_entries: u32) -> Option<super::ring::Ring> {
+        static PROBE: OnceLock<Result<(), String>> = OnceLock::new();
+        match PROBE.get_or_init(super::probe) {
+            Ok(()) => Some(super::ring::Ring::new(sq_entries).expect("the probe passed")),
+            Err(why) if std::env::var_os("RINGSERVE_REQUIRE_URING").is_some_and(|v| v == "1") => {
+                panic!("io_uring is required here (RINGSERVE_REQUIRE_URING=1) but: {why}")
+            }
+            Err(why) => {
+                eprintln!("skipped: io_uring unavailable: {why}");
+                None
+            }
+        }
     }
 }
