@@ -14,6 +14,7 @@
 //! - [`WorkerStats::response`] once per response handed to the kernel, with its status and
 //!   the bytes it put on the wire (head + body);
 //! - [`WorkerStats::timed_out`] when a connection ends on a header or idle timeout;
+//! - [`WorkerStats::reclaimed`] when an idle connection is closed to admit a new one;
 //! - [`WorkerStats::cache_hit`] / [`WorkerStats::cache_miss`] from the worker's file cache,
 //!   or [`WorkerStats::set_cache`] with the totals a cache counts itself (the io_uring
 //!   worker publishes its `FileCache::stats` once per loop turn, before it waits).
@@ -46,6 +47,7 @@ pub struct WorkerStats {
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
     timeouts: AtomicU64,
+    reclaimed: AtomicU64,
 }
 
 impl WorkerStats {
@@ -80,6 +82,11 @@ impl WorkerStats {
         self.timeouts.fetch_add(1, Relaxed);
     }
 
+    /// An idle connection was closed to make room for a new one at the connection cap.
+    pub fn reclaimed(&self) {
+        self.reclaimed.fetch_add(1, Relaxed);
+    }
+
     /// The worker's file cache answered without touching the file system.
     pub fn cache_hit(&self) {
         self.cache_hits.fetch_add(1, Relaxed);
@@ -107,6 +114,7 @@ impl WorkerStats {
             cache_hits: self.cache_hits.load(Relaxed),
             cache_misses: self.cache_misses.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
+            reclaimed: self.reclaimed.load(Relaxed),
         }
     }
 }
@@ -122,6 +130,7 @@ struct Snapshot {
     cache_hits: u64,
     cache_misses: u64,
     timeouts: u64,
+    reclaimed: u64,
 }
 
 impl Snapshot {
@@ -136,6 +145,7 @@ impl Snapshot {
         self.cache_hits += o.cache_hits;
         self.cache_misses += o.cache_misses;
         self.timeouts += o.timeouts;
+        self.reclaimed += o.reclaimed;
     }
 }
 
@@ -196,6 +206,12 @@ const FAMILIES: &[Family] = &[
         kind: "counter",
         help: "Connections ended by the header or idle timeout.",
         value: |s| s.timeouts,
+    },
+    Family {
+        name: "ringserve_connections_reclaimed_total",
+        kind: "counter",
+        help: "Idle connections closed to make room for new ones at the connection cap.",
+        value: |s| s.reclaimed,
     },
 ];
 

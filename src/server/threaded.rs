@@ -37,6 +37,7 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -69,12 +70,73 @@ struct Shared {
     /// Signalled when the registry becomes empty.
     emptied: Condvar,
     shutdown_at: Mutex<Option<Instant>>,
+    /// The zero of the connections' [`IdleMark`]s.
+    epoch: Instant,
 }
 
 #[derive(Debug, Default)]
 struct Registry {
     next_id: u64,
-    open: HashMap<u64, RawFd>,
+    open: HashMap<u64, Entry>,
+    /// Entries whose connection was told to close to make room (see [`Registry::reclaim`]):
+    /// they no longer count against the cap.
+    evicting: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    fd: RawFd,
+    idle: Arc<IdleMark>,
+    evicted: bool,
+}
+
+/// Since when a connection has been reclaimable (waiting for a request with nothing
+/// buffered, or connected without sending a byte), in nanoseconds since the server started,
+/// plus one; 0 while it is busy. Written by the connection's thread without the lock.
+#[derive(Debug, Default)]
+struct IdleMark(AtomicU64);
+
+impl IdleMark {
+    /// Marks the connection idle from `since`, unless it already is (it stays queued from
+    /// the first moment).
+    fn set_idle(&self, since: Instant, epoch: Instant) {
+        if self.0.load(Ordering::Relaxed) == 0 {
+            let nanos =
+                u64::try_from(since.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX - 1);
+            self.0.store(nanos + 1, Ordering::Relaxed);
+        }
+    }
+
+    fn set_busy(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Registry {
+    /// Connections that count against `--max-conns`.
+    fn counted(&self) -> usize {
+        self.open.len() - self.evicting
+    }
+
+    /// At the cap: wakes the longest-idle reclaimable connection's thread by shutting its
+    /// read side (its read returns 0 and it closes), and stops counting it. A linear scan, in
+    /// the mode that makes no claim to scale. `false` when every connection is busy.
+    fn reclaim(&mut self) -> bool {
+        let oldest = self
+            .open
+            .values_mut()
+            .filter(|e| !e.evicted)
+            .map(|e| (e.idle.0.load(Ordering::Relaxed), e))
+            .filter(|(since, _)| *since > 0)
+            .min_by_key(|(since, _)| *since);
+        let Some((_, entry)) = oldest else {
+            return false;
+        };
+        entry.evicted = true;
+        net::shutdown_raw(entry.fd, Direction::Read);
+        self.evicting += 1;
+        true
+    }
 }
 
 impl Shared {
@@ -88,8 +150,8 @@ impl Shared {
         for listener in &self.listeners {
             listener.stop();
         }
-        for &fd in reg.open.values() {
-            net::shutdown_raw(fd, Direction::Read);
+        for e in reg.open.values() {
+            net::shutdown_raw(e.fd, Direction::Read);
         }
     }
 
@@ -109,23 +171,40 @@ impl Shared {
 struct Admission {
     shared: Arc<Shared>,
     id: u64,
+    idle: Arc<IdleMark>,
 }
 
 impl Admission {
     /// Registers `stream` unless the server is full or draining. Checked under the registry
     /// lock, which `shutdown` also takes, so no connection slips past a shutdown sweep.
+    /// At the cap, an idle connection is closed to make room first (see [`Registry::reclaim`]).
     fn try_new(shared: &Arc<Shared>, stream: &Stream) -> Option<Admission> {
         let mut reg = shared.registry();
-        if shared.shutdown.is_draining() || reg.open.len() >= shared.settings.max_conns {
+        if shared.shutdown.is_draining() {
             return None;
+        }
+        if reg.counted() >= shared.settings.max_conns {
+            if !reg.reclaim() {
+                return None;
+            }
+            shared.stats().reclaimed();
         }
         let id = reg.next_id;
         reg.next_id += 1;
-        reg.open.insert(id, stream.as_raw_fd());
+        let idle = Arc::new(IdleMark::default());
+        reg.open.insert(
+            id,
+            Entry {
+                fd: stream.as_raw_fd(),
+                idle: Arc::clone(&idle),
+                evicted: false,
+            },
+        );
         shared.stats().opened();
         Some(Admission {
             shared: Arc::clone(shared),
             id,
+            idle,
         })
     }
 }
@@ -134,7 +213,9 @@ impl Drop for Admission {
     fn drop(&mut self) {
         self.shared.stats().closed();
         let mut reg = self.shared.registry();
-        reg.open.remove(&self.id);
+        if reg.open.remove(&self.id).is_some_and(|e| e.evicted) {
+            reg.evicting -= 1;
+        }
         if reg.open.is_empty() {
             self.shared.emptied.notify_all();
         }
@@ -143,7 +224,7 @@ impl Drop for Admission {
 
 /// Field order matters: the admission is dropped (deregistered) before the stream closes.
 struct Connection {
-    _admission: Admission,
+    admission: Admission,
     stream: Stream,
     peer: Peer,
 }
@@ -167,6 +248,7 @@ impl Threaded {
             registry: Mutex::new(Registry::default()),
             emptied: Condvar::new(),
             shutdown_at: Mutex::new(None),
+            epoch: Instant::now(),
         });
         let mut acceptors = Vec::with_capacity(count);
         for index in 0..count {
@@ -211,8 +293,8 @@ impl Threaded {
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or_else(Instant::now);
         if !self.wait_until_empty(started + grace) {
-            for &fd in self.shared.registry().open.values() {
-                net::shutdown_raw(fd, Direction::Both);
+            for e in self.shared.registry().open.values() {
+                net::shutdown_raw(e.fd, Direction::Both);
             }
             // Cut connections fail their next read or write at once; allow them a moment.
             self.wait_until_empty(Instant::now() + Duration::from_secs(1));
@@ -247,7 +329,7 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
                 match Admission::try_new(shared, &stream) {
                     Some(admission) => {
                         let conn = Connection {
-                            _admission: admission,
+                            admission,
                             stream,
                             peer,
                         };
@@ -330,6 +412,13 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                 return;
             }
             Step::NeedMore => {
+                // Reclaimable from before the flush: a client that has its answer may rely on
+                // this connection counting as idle (a reclaim only shuts the read side, so the
+                // flush still completes).
+                let idle = &conn_io.admission.idle;
+                if !conn.has_partial_request() {
+                    idle.set_idle(Instant::now(), shared.epoch);
+                }
                 let wrote = !out.buf.is_empty();
                 if out.flush(shared, &date).is_err() {
                     return;
@@ -354,7 +443,10 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                 };
                 match read {
                     Ok(0) => return,
-                    Ok(n) => conn.receive(&input[..n], Instant::now()),
+                    Ok(n) => {
+                        idle.set_busy();
+                        conn.receive(&input[..n], Instant::now());
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e)
                         if matches!(

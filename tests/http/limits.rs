@@ -44,12 +44,16 @@ each_mode! {
         assert!(waited >= Duration::from_millis(500), "closed after only {waited:?}");
     }
 
+    /// Busy connections (each in the middle of its next head, so none can be reclaimed) fill
+    /// the cap: a new one gets 503.
     fn over_max_conns_gets_503(ctx) {
         let srv = ctx.start_with(|c| c.max_conns(2));
         let mut first = srv.conn();
         let mut second = srv.conn();
         for conn in [&mut first, &mut second] {
-            conn.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+            // One write: the partial second head arrives with the first request, so once the
+            // answer is read the server holds it.
+            conn.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\nGET /index.html HTTP/1.1\r\n");
             assert_eq!(conn.read_response(false).status, 200);
         }
         let mut third = srv.conn();
@@ -73,6 +77,23 @@ each_mode! {
             assert!(Instant::now() < deadline, "still 503 5 s after the slots freed");
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// At the cap an idle connection makes room: the longest idle is closed, the new client
+    /// served (one worker: each uring worker reclaims among its own connections).
+    fn at_max_conns_the_longest_idle_connection_makes_room(ctx) {
+        let srv = ctx.start_with(|c| c.max_conns(2).workers(1));
+        let mut oldest = srv.conn();
+        oldest.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(oldest.read_response(false).status, 200);
+        let mut newer = srv.conn();
+        newer.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(newer.read_response(false).status, 200);
+        let r = srv.get("/style.css");
+        assert_eq!(r.status, 200, "{}", r.status_line);
+        assert!(oldest.wait_closed(IO_TIMEOUT), "the longest idle connection was not closed");
+        newer.send(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(newer.read_response(false).status, 200, "the newer idle one was closed instead");
     }
 
     fn graceful_shutdown_finishes_in_flight_response(ctx) {

@@ -10,6 +10,7 @@ mod conditional;
 mod connection;
 mod errors;
 mod favicon;
+mod flood;
 mod limits;
 mod methods;
 mod modes;

@@ -86,6 +86,9 @@ pub struct Connection {
     pub state: State,
     /// The earliest deadline this connection has in the worker's timer heap.
     pub timer_at: Option<Instant>,
+    /// Since when the connection has been reclaimable (see [`Connection::reclaimable`]), as
+    /// queued in the worker's idle queue; `None` while it is busy.
+    pub idle_since: Option<Instant>,
     logs: Vec<accesslog::Logged>,
 }
 
@@ -106,6 +109,7 @@ impl Connection {
             out: Output::default(),
             state: State::Open(Input::Stopped),
             timer_at: None,
+            idle_since: None,
             logs: Vec::new(),
         }
     }
@@ -155,11 +159,23 @@ impl Connection {
         unsafe { io.ring.recv_multi(self.stream.as_raw_fd(), group, token) };
     }
 
+    /// May be closed to make room at the connection cap: open, owing nothing and owed
+    /// nothing — idle between requests, or connected without sending a byte. A client in the
+    /// middle of a head is not (it keeps its slot until the header timeout).
+    pub fn reclaimable(&self) -> bool {
+        matches!(self.state, State::Open(_))
+            && self.out.is_empty()
+            && !self.http.has_partial_request()
+    }
+
     /// Bytes from the receive.
     pub fn received(&mut self, bytes: &[u8], now: Instant) {
         match &mut self.state {
             State::Lingering { discarded, .. } => *discarded += bytes.len(),
-            State::Open(_) => self.http.receive(bytes, now),
+            State::Open(_) => {
+                self.idle_since = None;
+                self.http.receive(bytes, now);
+            }
             State::Ending(_) | State::Closing => {}
         }
     }

@@ -29,6 +29,7 @@ use crate::server::listen::Stream;
 use crate::server::policy::{ACCEPT_ERROR_LOG_EVERY, ACCEPT_RETRY};
 use crate::stats::WorkerStats;
 use io_uring::cqueue;
+use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -72,6 +73,10 @@ pub struct Worker {
     cache: FileCache,
     /// Connections whose recv ended for lack of buffers, re-armed after recycling.
     rearm: Vec<(u32, u32)>,
+    /// Reclaimable connections in the order they became so (slot, generation, since): the
+    /// front is the longest idle. Lazy: an entry whose connection has since been busy (its
+    /// `idle_since` differs) or closed is skipped, and stale entries are dropped in bulk.
+    idle: VecDeque<(u32, u32, Instant)>,
     /// Multishot recvs whose final completion has not arrived (including those of freed
     /// slots): the buffers may not be unmapped while any remain.
     recvs_outstanding: usize,
@@ -125,6 +130,7 @@ impl Worker {
             pool: Pool::default(),
             cache: FileCache::new(),
             rearm: Vec::new(),
+            idle: VecDeque::new(),
             recvs_outstanding: 0,
             accepts_outstanding: 0,
             draining: false,
@@ -240,9 +246,50 @@ impl Worker {
             recvs_outstanding: &mut self.recvs_outstanding,
         };
         match handle(conn, &mut io) {
-            Flow::Keep => self.arm_timer(slot),
+            Flow::Keep => {
+                self.arm_timer(slot);
+                self.note_idle(slot);
+            }
             Flow::Close => self.finish(slot),
         }
+    }
+
+    /// Queues a connection that has just become reclaimable.
+    fn note_idle(&mut self, slot: u32) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.idle_since.is_none() && conn.reclaimable() {
+            conn.idle_since = Some(now);
+            self.idle.push_back((slot, conn.generation, now));
+            if self.idle.len() > 4 * self.conns.open() + 4096 {
+                let conns = &mut self.conns;
+                self.idle.retain(|&(slot, generation, since)| {
+                    conns
+                        .live(slot, generation)
+                        .is_some_and(|c| c.idle_since == Some(since))
+                });
+            }
+        }
+    }
+
+    /// At the connection cap: closes this worker's longest-idle reclaimable connection.
+    /// `false` when it has none (every connection is busy or in the middle of a head).
+    fn reclaim_one(&mut self) -> bool {
+        while let Some((slot, generation, since)) = self.idle.pop_front() {
+            let Some(conn) = self.conns.live(slot, generation) else {
+                continue;
+            };
+            if conn.idle_since != Some(since) || !conn.reclaimable() {
+                continue;
+            }
+            self.stats().reclaimed();
+            // Nothing is in flight on an idle connection: the slot frees at once.
+            self.with_conn(slot, generation, |c, _| c.abort());
+            return true;
+        }
+        false
     }
 
     // ---- completions ---------------------------------------------------------------------
@@ -324,9 +371,7 @@ impl Worker {
         if self.draining {
             return;
         }
-        let active = &self.shared.active;
-        if active.fetch_add(1, Ordering::AcqRel) >= self.settings.policy.max_conns {
-            active.fetch_sub(1, Ordering::AcqRel);
+        if !self.take_a_place() {
             crate::server::reject_busy(stream, &self.date, self.shared.stats.worker(self.index));
             return;
         }
@@ -345,6 +390,25 @@ impl Worker {
             conn.arm_recv(io);
             Flow::Keep
         });
+    }
+
+    /// Counts a new connection against `--max-conns`, closing an idle one of this worker's to
+    /// make room if the cap is reached. `false`: refuse it.
+    fn take_a_place(&mut self) -> bool {
+        let max = self.settings.policy.max_conns;
+        let active = &self.shared.active;
+        if active.fetch_add(1, Ordering::AcqRel) < max {
+            return true;
+        }
+        active.fetch_sub(1, Ordering::AcqRel);
+        // Another worker may take the freed place first; then this one is refused.
+        self.reclaim_one() && {
+            let active = &self.shared.active;
+            active.fetch_add(1, Ordering::AcqRel) < max || {
+                active.fetch_sub(1, Ordering::AcqRel);
+                false
+            }
+        }
     }
 
     fn on_recv(&mut self, t: Token, res: i32, flags: u32) {
