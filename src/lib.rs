@@ -41,13 +41,18 @@
 //!
 //! # Modules
 //!
-//! Dependencies point one way: `server → {http, fs}`, `http → fs`.
+//! Dependencies point one way: `server → {http, fs, stats}`, `stats → http`, `http → fs`,
+//! `fs → sys`; `http` and `fs` never name `server` or `stats` (`tests/layering.rs` checks it).
+//! - `server`: the public [`Server`] API over two I/O drivers: io_uring (the default; one
+//!   pinned worker per core, each with its own ring) and threaded (one thread per connection,
+//!   also the fallback where io_uring is unavailable); listeners, timeouts, shutdown, the
+//!   access log.
+//! - [`stats`]: the counters the drivers update; the core renders them through
+//!   [`http::Metrics`] without depending on this module.
 //! - [`http`]: the sans-I/O protocol core — bytes in, responses out.
-//! - [`fs`]: safe path resolution and file metadata; no sockets.
-//! - [`stats`]: the counters the I/O drivers update and the status path renders.
-//! - `server`: the I/O drivers (thread-per-connection today), listeners, and the public
-//!   [`Server`] API.
-//! - `sys`: the system calls std lacks; with the uring driver, the only home of `unsafe`.
+//! - [`fs`]: safe path resolution, file metadata and the per-worker file cache; no sockets.
+//! - `sys`: the system calls std lacks; with `server`'s io_uring driver, the only home of
+//!   `unsafe`.
 
 mod config;
 pub mod fs;

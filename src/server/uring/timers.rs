@@ -1,12 +1,19 @@
 //! Deadlines of one worker: header and idle timeouts, write stalls, lingering closes, and
 //! accept retries after an error, in one min-heap.
 //!
-//! A connection's deadline moves with every request, so the heap is lazy: each connection has
-//! at most one entry, pushed with the deadline it had then. When an entry comes due, the
-//! owner compares it with the connection's current deadline and either acts or pushes the
-//! entry again with the later deadline. Re-arming a deadline therefore costs nothing on the
-//! hot path, and the heap never holds more entries than there are connections (plus
-//! listeners).
+//! A connection's deadline moves with every request, so the heap is lazy: an entry is pushed
+//! only when a connection's deadline moves earlier than the one it is already waiting for, so
+//! moving it later costs nothing on the hot path. When an entry comes due, the owner skips it
+//! if it is stale (its connection closed, or an earlier entry superseded it), else compares it
+//! with the connection's current deadline and either acts or pushes an entry for the later
+//! deadline.
+//!
+//! The invariant: a connection has at most one live entry, the one its `timer_at` names, and
+//! has one whenever it waits for a deadline; stale entries remain until they come due, so the
+//! heap may hold many more entries than there are connections. The owner bounds them: whenever a connection closes, the
+//! worker's `compact_timers` drops the stale entries ([`Timers::retain`]) if the heap holds
+//! more than four entries per open connection plus 4096, so the heap stays proportional to the
+//! connections open rather than to those closed within the last timeout.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
