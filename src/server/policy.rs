@@ -25,7 +25,7 @@ pub const FLUSH_AT: usize = 64 * 1024;
 /// `pread` plus the shared `send` costs less than a `send(MSG_MORE)` + `sendfile` pair, and
 /// pipelined responses for small files leave in one write. The same threshold decides which
 /// bodies the file cache keeps in memory; 64 KiB from memory measured 14.2 µs CPU/request
-/// against 11.7 with `sendfile` (ARCHITECTURE.md).
+/// against 11.7 with `sendfile` (benches/results/HISTORY.md).
 pub const COPY_BELOW: u64 = crate::fs::cache::IN_MEMORY_MAX;
 
 /// Lingering close (as nginx's `lingering_close`): when the core says the client may still be

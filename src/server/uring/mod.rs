@@ -51,7 +51,7 @@ pub struct Settings {
 
 /// How file bodies larger than the in-memory threshold are sent. `Sendfile` is the default;
 /// `ReadSend` exists to measure against it (`RINGSERVE_LARGE_FILES=read-send`, see
-/// ARCHITECTURE.md for the numbers).
+/// benches/results/HISTORY.md for the numbers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LargeFiles {
     /// `sendfile(2)` on the non-blocking socket; a `POLLOUT` poll on the ring when it is full.
