@@ -109,6 +109,7 @@ pub struct Config {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) probes: Probes,
     pub(crate) drain_delay: Duration,
+    pub(crate) fault_path: Option<String>,
 }
 
 impl Config {
@@ -134,7 +135,16 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             probes: Probes::default(),
             drain_delay: Duration::ZERO,
+            fault_path: None,
         }
+    }
+
+    /// Test hook: a request for exactly `path` panics inside the HTTP core (see
+    /// `SiteOptions::fault_path`). For tests of panic isolation only.
+    #[doc(hidden)]
+    pub fn inject_fault_on(mut self, path: impl Into<String>) -> Config {
+        self.fault_path = Some(path.into());
+        self
     }
 
     /// Adds a listening address (repeatable). Port 0 picks a free port. Without any address

@@ -168,6 +168,22 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    // A bug's panic is one log line (the worker closes the connection it was handling and
+    // goes on; see the uring worker and the threaded mode's connection threads).
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("a thread");
+        let at = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        eprintln!("ringserve: bug in {name}{at}: {what}");
+    }));
     let config = Cli::parse().into_config();
     let handle = match Server::bind(config) {
         Ok(h) => h,

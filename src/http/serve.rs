@@ -54,6 +54,10 @@ pub struct SiteOptions {
     /// Request heads larger than this get 431 (414 when the request line alone is).
     pub max_head: usize,
     pub logging: Logging,
+    /// Test hook: a GET or HEAD of exactly this path panics inside the core, to prove that a
+    /// bug's panic costs one connection and nothing else. Never set outside tests.
+    #[doc(hidden)]
+    pub fault_path: Option<String>,
 }
 
 impl Default for SiteOptions {
@@ -64,6 +68,7 @@ impl Default for SiteOptions {
             cache_control: None,
             max_head: DEFAULT_MAX_HEAD,
             logging: Logging::Off,
+            fault_path: None,
         }
     }
 }
@@ -234,6 +239,17 @@ pub fn respond(
         ),
         (Method::Get | Method::Head, Target::Asterisk) => cx.message(Status::BadRequest),
         (Method::Get | Method::Head, Target::Path { path, query }) => {
+            if site
+                .options
+                .fault_path
+                .as_deref()
+                .is_some_and(|f| f.as_bytes() == path)
+            {
+                panic!(
+                    "injected fault (test hook) on {}",
+                    String::from_utf8_lossy(path)
+                );
+            }
             match probe::answer(site.probes(), site.metrics(), path, date, life) {
                 Some((status, head, body)) => cx.finish(status, head, body),
                 None => get(site, cache, &cx, req, path, query),

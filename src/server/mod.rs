@@ -145,6 +145,7 @@ impl Server {
             } else {
                 Logging::Off
             },
+            fault_path: config.fault_path.clone(),
         };
         // One block of counters per uring worker; the threaded mode counts under worker 0.
         let stats = Arc::new(Stats::new(match config.mode {

@@ -9,6 +9,7 @@ mod basics;
 mod conditional;
 mod connection;
 mod errors;
+mod faults;
 mod favicon;
 mod flood;
 mod limits;

@@ -245,7 +245,24 @@ impl Worker {
             group,
             recvs_outstanding: &mut self.recvs_outstanding,
         };
-        match handle(conn, &mut io) {
+        // A bug that panics while handling one connection costs that connection only: it is
+        // closed (after its operations in flight complete, so no buffer is freed early), one
+        // line is logged, and the worker goes on serving the others.
+        let handled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(conn, &mut io)));
+        let flow = handled.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic");
+            eprintln!(
+                "ringserve: worker {}: closing one connection after a bug: {what}",
+                self.index
+            );
+            Flow::Close
+        });
+        match flow {
             Flow::Keep => {
                 self.arm_timer(slot);
                 self.note_idle(slot);
