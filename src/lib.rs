@@ -61,7 +61,7 @@ mod server;
 pub mod stats;
 mod sys;
 
-pub use config::{AccessLog, Config, DEFAULT_LISTEN, ListenAddr, Mode};
+pub use config::{AccessLog, Config, DEFAULT_LISTEN, ListenAddr, Mode, Pin};
 pub use http::forwarded::{Cidr, TrustedProxy};
 pub use server::{Handle, Server, StartError, Trigger};
 pub use stats::Stats;

@@ -2,7 +2,9 @@
 //! shut down gracefully. Nothing else happens here.
 
 use clap::Parser;
-use ringserve::{AccessLog, Config, ListenAddr, Mode, Server, TerminationSignals, TrustedProxy};
+use ringserve::{
+    AccessLog, Config, ListenAddr, Mode, Pin, Server, TerminationSignals, TrustedProxy,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,6 +51,11 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
 
+    /// Pin each uring worker to a core: auto pins only when this process was given a CPU set
+    /// of its own (taskset, a cgroup cpuset), where its cores are not shared.
+    #[arg(long, value_enum, default_value_t = CliPin::Auto)]
+    pin: CliPin,
+
     /// List directories that have no index.html.
     #[arg(long)]
     listing: bool,
@@ -88,6 +95,13 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum CliPin {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum CliMode {
     Uring,
     Threaded,
@@ -123,7 +137,12 @@ impl Cli {
             .max_conns(self.max_conns as usize)
             .max_head(self.max_head as usize)
             .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace))
-            .drain_delay(Duration::from_secs_f64(self.drain_delay));
+            .drain_delay(Duration::from_secs_f64(self.drain_delay))
+            .pin(match self.pin {
+                CliPin::Auto => Pin::Auto,
+                CliPin::On => Pin::On,
+                CliPin::Off => Pin::Off,
+            });
         for addr in self.listen {
             config = config.listen_addr(addr);
         }

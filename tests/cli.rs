@@ -581,3 +581,118 @@ fn drain_delay_keeps_serving_with_health_503_after_sigterm() {
     assert_usage_error(&["--drain-delay", "-1", root.to_str().unwrap()]);
     assert_usage_error(&["--drain-delay", "soon", root.to_str().unwrap()]);
 }
+
+/// The CPUs each `ringserve-w*` thread of `pid` may run on, read back from `/proc`.
+fn worker_affinities(pid: u32) -> Vec<String> {
+    let mut lists = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("task dir");
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("ringserve-w") {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).expect("status");
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list")
+            .trim()
+            .to_string();
+        lists.push(list);
+    }
+    lists
+}
+
+fn own_affinity() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list")
+        .trim()
+        .to_string()
+}
+
+/// Starts the binary in the uring mode with `args`, optionally on CPU 0 only; returns the
+/// start-up line and the workers' affinities, or `None` when io_uring does not run here.
+fn pinned_run(args: &[&str], cpu0_only: bool) -> Option<(String, Vec<String>)> {
+    let (_dir, root) = site_with_index("<p>pin</p>\n");
+    let mut cmd = ringserve();
+    cmd.args(["--listen", "127.0.0.1:0"]).args(args).arg(&root);
+    if cpu0_only {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec only async-signal-safe calls: sched_setaffinity on a
+        // set built on this stack.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(0, &mut set);
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = Child::spawn(&mut cmd);
+    let line = child.startup_line();
+    if !line.contains("(mode uring,") {
+        assert!(
+            std::env::var_os("RINGSERVE_REQUIRE_URING").is_none_or(|v| v != "1"),
+            "RINGSERVE_REQUIRE_URING=1 but: {line}"
+        );
+        eprintln!("skipped: io_uring does not run here: {line}");
+        return None;
+    }
+    let lists = worker_affinities(child.child.id());
+    child.terminate();
+    assert_eq!(child.wait().code(), Some(0));
+    Some((line, lists))
+}
+
+#[test]
+fn pin_choices_do_what_they_say_read_back_from_proc() {
+    let all = own_affinity();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // --pin on: every worker on one CPU, one each while there are CPUs.
+    let Some((line, lists)) = pinned_run(&["--pin", "on", "--workers", "2"], false) else {
+        return;
+    };
+    assert!(line.contains("pinned (--pin on)"), "{line}");
+    assert_eq!(lists.len(), 2, "{line}");
+    for list in &lists {
+        assert!(
+            list.parse::<usize>().is_ok(),
+            "a pinned worker may run on {list}"
+        );
+    }
+    if cpus >= 2 {
+        assert_ne!(lists[0], lists[1], "two workers pinned to one CPU");
+    }
+    // --pin off: every worker may run wherever the process may.
+    let (line, lists) = pinned_run(&["--pin", "off", "--workers", "2"], false).expect("ran above");
+    assert!(line.contains("not pinned (--pin off)"), "{line}");
+    assert!(
+        lists.iter().all(|l| *l == all),
+        "{lists:?} vs the process's {all}"
+    );
+    // auto on the whole machine: not pinned, and the line says why.
+    let (line, lists) = pinned_run(&["--workers", "2"], false).expect("ran above");
+    if crate_online_cpus() == cpus {
+        assert!(line.contains("not pinned: the "), "{line}");
+        assert!(lists.iter().all(|l| *l == all), "{lists:?}");
+    }
+    // auto with a CPU set of its own (CPU 0 of several): pinned to it.
+    if crate_online_cpus() >= 2 {
+        let (line, lists) = pinned_run(&[], true).expect("ran above");
+        assert!(line.contains("pinned: this process has 1 of the"), "{line}");
+        assert_eq!(lists, vec!["0".to_string()], "{line}");
+    } else {
+        eprintln!("note: one CPU online; the CPU-set case of --pin auto is not exercised");
+    }
+}
+
+fn crate_online_cpus() -> usize {
+    // SAFETY: sysconf reads a system constant.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).unwrap_or(1)
+}

@@ -182,6 +182,7 @@ impl Server {
                     policy,
                     large_files: uring::LargeFiles::from_env(),
                     sq_entries: uring::SQ_ENTRIES,
+                    pin: config.pin,
                 };
                 match uring::Uring::start(bound.per_worker, shared, settings) {
                     Ok(driver) => {

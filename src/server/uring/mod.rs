@@ -27,6 +27,7 @@ use super::accesslog::Sink;
 use super::lifecycle::{self, Shutdown};
 use super::listen::{self, UnixSocket};
 use super::policy;
+use crate::config::Pin;
 use crate::http::Site;
 use crate::stats::Stats;
 use std::io::{self, Write};
@@ -47,6 +48,33 @@ pub struct Settings {
     pub large_files: LargeFiles,
     /// Submission queue size ([`SQ_ENTRIES`]; tests make it tiny to exercise a full queue).
     pub sq_entries: u32,
+    pub pin: Pin,
+}
+
+/// The cores to pin worker `i` to (`cores[i % len]`; empty: not pinned), and the reason, for
+/// the start-up line.
+fn pinning(
+    pin: Pin,
+    allowed: Vec<core_affinity::CoreId>,
+    online: usize,
+) -> (Vec<core_affinity::CoreId>, String) {
+    let n = allowed.len();
+    match pin {
+        Pin::Off => (Vec::new(), "not pinned (--pin off)".into()),
+        Pin::On if allowed.is_empty() => (
+            Vec::new(),
+            "not pinned: this process's CPU set cannot be read".into(),
+        ),
+        Pin::On => (allowed, "pinned (--pin on)".into()),
+        Pin::Auto if n > 0 && n < online => (
+            allowed,
+            format!("pinned: this process has {n} of the {online} CPUs to itself"),
+        ),
+        Pin::Auto => (
+            Vec::new(),
+            format!("not pinned: the {online} CPUs are shared with the rest of the machine"),
+        ),
+    }
 }
 
 /// How file bodies larger than the in-memory threshold are sent. `Sendfile` is the default;
@@ -202,7 +230,11 @@ impl Uring {
             })));
         }
         let shared = Arc::new(shared);
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (cores, pinned) = pinning(
+            settings.pin,
+            core_affinity::get_core_ids().unwrap_or_default(),
+            crate::sys::cpu::online(),
+        );
         let (ready_tx, ready_rx) = mpsc::channel::<(usize, worker::Ready)>();
         let mut wakers = Vec::new();
         let mut handles = Vec::new();
@@ -252,7 +284,7 @@ impl Uring {
         let mut failure = None;
         for _ in 0..count {
             match ready_rx.recv() {
-                Ok((_, Ok(d))) => detail = d,
+                Ok((_, Ok(d))) => detail = format!("{pinned}, {d}"),
                 Ok((index, Err(e))) => failure = Some(format!("worker {index}: {e}")),
                 Err(_) => failure = Some("a worker thread ended during start-up".into()),
             }
@@ -403,6 +435,23 @@ mod tests {
             Ok(()) => assert!(kernel_release().is_some_and(|v| v >= (6, 0))),
             Err(why) => assert!(!why.is_empty() && !why.contains('\n'), "{why}"),
         }
+    }
+
+    #[test]
+    fn auto_pins_only_a_process_with_cpus_of_its_own() {
+        let ids = |n: usize| {
+            (0..n)
+                .map(|id| core_affinity::CoreId { id })
+                .collect::<Vec<_>>()
+        };
+        let (cores, why) = pinning(Pin::Auto, ids(2), 2);
+        assert!(cores.is_empty() && why.starts_with("not pinned"), "{why}");
+        let (cores, why) = pinning(Pin::Auto, ids(1), 2);
+        assert_eq!(cores.len(), 1, "{why}");
+        assert!(why.starts_with("pinned"), "{why}");
+        assert_eq!(pinning(Pin::On, ids(2), 2).0.len(), 2);
+        assert!(pinning(Pin::On, Vec::new(), 2).0.is_empty());
+        assert!(pinning(Pin::Off, ids(1), 2).0.is_empty());
     }
 
     #[test]
