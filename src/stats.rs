@@ -238,6 +238,11 @@ impl Stats {
         self.workers.len()
     }
 
+    /// Connections accepted so far, all workers together (including those refused at the cap).
+    pub fn accepted_total(&self) -> u64 {
+        self.workers.iter().map(|w| w.accepted.load(Relaxed)).sum()
+    }
+
     /// Responses sent so far, all workers and status classes together.
     pub fn responses(&self) -> u64 {
         self.workers

@@ -22,7 +22,7 @@
 //! listening `UnixListener` (blocking; `AsFd`/`AsRawFd`), and its path guard. One such socket
 //! is shared by every worker: each arms its accept on the same descriptor.
 
-use super::StartError;
+use super::error::StartError;
 use crate::http::Peer;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

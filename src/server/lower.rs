@@ -55,3 +55,22 @@ pub fn lower(response_head: &[u8], body: Body, out: &mut impl Output) -> io::Res
 pub fn wire_len(response: &Response) -> u64 {
     response.head.len() as u64 + response.body_len()
 }
+
+/// Appends `range` of `file` to `out` (small bodies go out with the heads before them). A file
+/// that shrank since its length was promised is an error and leaves `out` as it was: the
+/// connection must close rather than send a short body.
+pub fn append_file_range(
+    file: &std::fs::File,
+    range: std::ops::Range<u64>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let start = out.len();
+    out.resize(start + len, 0);
+    let read = file.read_exact_at(&mut out[start..], range.start);
+    if read.is_err() {
+        out.truncate(start);
+    }
+    read
+}

@@ -4,101 +4,26 @@
 //! every byte sent is decided by [`crate::http`].
 
 pub(crate) mod accesslog;
+mod error;
 mod lifecycle;
 pub mod listen;
 mod lower;
 mod policy;
+mod refuse;
 mod threaded;
 mod uring;
+
+pub use error::StartError;
 
 use crate::config::{Config, Mode};
 use crate::fs::Root;
 use crate::http::{Logging, Site, SiteOptions};
-use crate::stats::{Stats, WorkerStats};
-use std::fmt;
-use std::io;
-use std::io::Read;
-use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsFd;
+use crate::stats::Stats;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-
-/// Why a server could not start. Each variant displays as one line fit for a terminal.
-#[derive(Debug)]
-pub enum StartError {
-    /// The root directory is missing, unreadable or not a directory.
-    Root { path: PathBuf, source: io::Error },
-    /// A listening address could not be bound.
-    Bind { addr: SocketAddr, source: io::Error },
-    /// A Unix socket path could not be bound (including: another process listens on it).
-    BindUnix { path: PathBuf, source: io::Error },
-    /// The access log file could not be opened.
-    AccessLog { path: PathBuf, source: io::Error },
-    /// A configuration value is out of range.
-    Invalid(String),
-    /// Threads could not be started.
-    Spawn(io::Error),
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Root { path, source } => {
-                write!(f, "cannot serve {}: {}", path.display(), plain(source))
-            }
-            StartError::Bind { addr, source } => {
-                write!(f, "cannot listen on {addr}: {}", plain(source))
-            }
-            StartError::BindUnix { path, source } => {
-                write!(
-                    f,
-                    "cannot listen on unix:{}: {}",
-                    path.display(),
-                    plain(source)
-                )
-            }
-            StartError::AccessLog { path, source } => {
-                write!(
-                    f,
-                    "cannot open access log {}: {}",
-                    path.display(),
-                    plain(source)
-                )
-            }
-            StartError::Invalid(why) => f.write_str(why),
-            StartError::Spawn(e) => write!(f, "cannot start threads: {}", plain(e)),
-        }
-    }
-}
-
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StartError::Root { source, .. }
-            | StartError::Bind { source, .. }
-            | StartError::BindUnix { source, .. }
-            | StartError::AccessLog { source, .. }
-            | StartError::Spawn(source) => Some(source),
-            StartError::Invalid(_) => None,
-        }
-    }
-}
-
-/// `Address already in use (os error 98)` → `address already in use`.
-fn plain(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
 
 /// The entry point: [`Server::bind`] validates, binds and starts serving.
 ///
@@ -289,56 +214,6 @@ impl Driver {
             Driver::Threaded(d) => d.join(grace),
             Driver::Uring(d) => d.join(),
         }
-    }
-}
-
-/// Appends `range` of `file` to `out` (small bodies go out with the heads before them). A file
-/// that shrank since its length was promised is an error and leaves `out` as it was: the
-/// connection must close rather than send a short body.
-pub(crate) fn append_file_range(
-    file: &std::fs::File,
-    range: std::ops::Range<u64>,
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let len = usize::try_from(range.end - range.start).map_err(|_| io::ErrorKind::InvalidInput)?;
-    let start = out.len();
-    out.resize(start + len, 0);
-    let read = file.read_exact_at(&mut out[start..], range.start);
-    if read.is_err() {
-        out.truncate(start);
-    }
-    read
-}
-
-/// Over `--max-conns`: answer 503, best effort and without blocking, and close. Counted in
-/// `stats` when the bytes were handed to the kernel.
-pub(crate) fn reject_busy(
-    stream: impl Into<listen::Stream>,
-    date: &crate::http::DateCache,
-    stats: &WorkerStats,
-) {
-    use crate::sys::net::{self, More};
-    let stream = stream.into();
-    let response = crate::http::serve::busy_response(date);
-    if stream.set_nonblocking(true).is_ok() {
-        let sent =
-            net::send_all(stream.as_fd(), &response.head, More::Yes).and_then(|()| match &response
-                .body
-            {
-                crate::http::Body::Bytes(body) => net::send_all(stream.as_fd(), body, More::No),
-                _ => Ok(()),
-            });
-        if sent.is_ok() {
-            stats.response(
-                response.status,
-                response.head.len() as u64 + response.body_len(),
-            );
-        }
-        let _ = stream.shutdown(Shutdown::Write);
-        // Discard a request that has already arrived, so closing does not reset.
-        let mut scratch = [0u8; 4096];
-        let _ = (&stream).read(&mut scratch);
     }
 }
 

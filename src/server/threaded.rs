@@ -347,7 +347,7 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
                     None if shared.shutdown.is_draining() => drop(stream),
                     None => {
                         date.update(SystemTime::now(), Instant::now());
-                        super::reject_busy(stream, &date, shared.stats());
+                        super::refuse::reject_busy(stream, &date, shared.stats());
                     }
                 }
             }
@@ -530,7 +530,7 @@ impl lower::Output for Output<'_> {
     }
 
     fn small_file(&mut self, file: &File, range: Range<u64>) -> io::Result<()> {
-        super::append_file_range(file, range, &mut self.buf)
+        super::lower::append_file_range(file, range, &mut self.buf)
     }
 
     fn file(&mut self, file: Rc<File>, range: Range<u64>) -> io::Result<()> {

@@ -349,6 +349,11 @@ impl TestServer {
     }
 
     /// The fixture this server was started over by [`Ctx::start`] / [`Ctx::start_with`].
+    /// The server's counters.
+    pub fn stats(&self) -> &std::sync::Arc<ringserve::Stats> {
+        self.handle.as_ref().expect("server still running").stats()
+    }
+
     pub fn fixture(&self) -> &Fixture {
         self.fixture
             .as_ref()

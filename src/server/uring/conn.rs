@@ -3,10 +3,10 @@
 //! here answer, queue and send, and tell the worker with a [`Flow`] whether the connection
 //! stays; closing (cancel, close, free the slot) is the worker's.
 
-use super::LargeFiles;
-use super::Shared;
+use super::output::LargeFiles;
 use super::output::{Next, Output, Pool};
 use super::ring::Ring;
+use super::shared::Shared;
 use super::token::{GENERATION_MASK, Kind, Token};
 use crate::fs::cache::FileCache;
 use crate::http::response::After;

@@ -1,4 +1,5 @@
-//! The io_uring mode: one worker thread per core, pinned, each with its own io_uring, its own
+//! The io_uring mode: one worker thread per core (pinned when the process has cores of its
+//! own, see [`Settings::pin`]), each with its own io_uring, its own
 //! `SO_REUSEPORT` listener per address, its own receive buffers, timers and send-buffer pool.
 //! Workers share nothing on the hot path; the only shared state is the site (read-only), the
 //! access log sink, the shutdown flag and the connection count behind `--max-conns` (one
@@ -18,38 +19,26 @@ mod conn;
 mod cursor;
 mod output;
 mod ring;
+mod shared;
 mod timers;
 mod token;
 mod worker;
 
-use super::StartError;
-use super::accesslog::Sink;
-use super::lifecycle::{self, Shutdown};
+use super::error::StartError;
+use super::lifecycle;
 use super::listen::{self, UnixSocket};
-use super::policy;
 use crate::config::Pin;
 use crate::http::Site;
-use crate::stats::Stats;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
+pub use output::LargeFiles;
 pub use ring::SQ_ENTRIES;
-
-/// Settings of the io_uring mode: the policy both modes share, and this mode's own knobs.
-#[derive(Clone, Copy, Debug)]
-pub struct Settings {
-    pub policy: policy::Settings,
-    pub large_files: LargeFiles,
-    /// Submission queue size ([`SQ_ENTRIES`]; tests make it tiny to exercise a full queue).
-    pub sq_entries: u32,
-    pub pin: Pin,
-}
+pub use shared::{Listening, Settings, Shared};
 
 /// The cores to pin worker `i` to (`cores[i % len]`; empty: not pinned), and the reason, for
 /// the start-up line.
@@ -77,41 +66,6 @@ fn pinning(
     }
 }
 
-/// How file bodies larger than the in-memory threshold are sent. `Sendfile` is the default;
-/// `ReadSend` exists to measure against it (`RINGSERVE_LARGE_FILES=read-send`, see
-/// benches/results/HISTORY.md for the numbers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LargeFiles {
-    /// `sendfile(2)` on the non-blocking socket; a `POLLOUT` poll on the ring when it is full.
-    Sendfile,
-    /// `pread` 256 KiB at a time into memory, then `send` through the ring.
-    ReadSend,
-}
-
-impl LargeFiles {
-    /// From `RINGSERVE_LARGE_FILES` (`sendfile`, the default, or `read-send`).
-    pub fn from_env() -> LargeFiles {
-        match std::env::var("RINGSERVE_LARGE_FILES").as_deref() {
-            Ok("read-send") => LargeFiles::ReadSend,
-            _ => LargeFiles::Sendfile,
-        }
-    }
-}
-
-/// What every worker of one server shares.
-#[derive(Debug)]
-pub struct Shared {
-    pub site: Site,
-    pub log: Option<Sink>,
-    pub shutdown: Shutdown,
-    /// One block of counters per worker.
-    pub stats: Arc<Stats>,
-    /// Open connections across workers, for `--max-conns`.
-    pub active: AtomicUsize,
-    /// The Unix sockets listened on: their files are removed when accepting stops.
-    pub unix: Vec<UnixSocket>,
-}
-
 /// Why the io_uring mode cannot run here.
 #[derive(Debug)]
 pub struct Unavailable {
@@ -134,16 +88,6 @@ pub struct Uring {
 
 /// Backlog of each listening socket (the kernel caps it at `net.core.somaxconn`).
 const BACKLOG: i32 = 4096;
-
-/// A listening socket as a worker holds it.
-#[derive(Debug)]
-pub struct Listening {
-    pub fd: OwnedFd,
-    /// Accepted connections are Unix-domain sockets.
-    pub unix: bool,
-    /// `127.0.0.1:8080` or `unix:/path`, for messages.
-    pub label: String,
-}
 
 /// What [`bind_listeners`] bound.
 #[derive(Debug)]

@@ -6,7 +6,6 @@
 //! they are neither changed nor dropped until its completion. Appending never writes into a
 //! chunk in flight; it opens a new one. The partial-send arithmetic is [`cursor`]'s.
 
-use super::LargeFiles;
 use super::cursor::{self, Overrun, Pending, SendBuf};
 use crate::server::listen::Stream;
 use crate::server::lower;
@@ -45,6 +44,27 @@ impl Pool {
         if self.spare.len() < POOL_MAX && buf.capacity() <= POOL_BUFFER_MAX {
             buf.clear();
             self.spare.push(buf);
+        }
+    }
+}
+
+/// How file bodies larger than the in-memory threshold are sent. `Sendfile` is the default;
+/// `ReadSend` exists to measure against it (`RINGSERVE_LARGE_FILES=read-send`, see
+/// benches/results/HISTORY.md for the numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LargeFiles {
+    /// `sendfile(2)` on the non-blocking socket; a `POLLOUT` poll on the ring when it is full.
+    Sendfile,
+    /// `pread` 256 KiB at a time into memory, then `send` through the ring.
+    ReadSend,
+}
+
+impl LargeFiles {
+    /// From `RINGSERVE_LARGE_FILES` (`sendfile`, the default, or `read-send`).
+    pub fn from_env() -> LargeFiles {
+        match std::env::var("RINGSERVE_LARGE_FILES").as_deref() {
+            Ok("read-send") => LargeFiles::ReadSend,
+            _ => LargeFiles::Sendfile,
         }
     }
 }
@@ -336,7 +356,7 @@ impl lower::Output for Tail<'_> {
 
     fn small_file(&mut self, file: &File, range: Range<u64>) -> io::Result<()> {
         let len = (range.end - range.start) as usize;
-        crate::server::append_file_range(file, range, self.tail().vec_mut())?;
+        lower::append_file_range(file, range, self.tail().vec_mut())?;
         self.out.queued += len;
         Ok(())
     }

@@ -20,9 +20,9 @@ use super::bufring::BufRing;
 use super::conn::{Connection, Flow, Io, Slots, State};
 use super::output::Pool;
 use super::ring::{Completion, Ring};
+use super::shared::{Listening, Settings, Shared};
 use super::timers::{Key, Timers};
 use super::token::{Kind, Token};
-use super::{Listening, Settings, Shared};
 use crate::fs::cache::FileCache;
 use crate::http::DateCache;
 use crate::server::listen::Stream;
@@ -77,6 +77,8 @@ pub struct Worker {
     /// front is the longest idle. Lazy: an entry whose connection has since been busy (its
     /// `idle_since` differs) or closed is skipped, and stale entries are dropped in bulk.
     idle: VecDeque<(u32, u32, Instant)>,
+    /// Set while a reclaimed connection closes: its place passes to the newcomer.
+    handing_over: bool,
     /// Multishot recvs whose final completion has not arrived (including those of freed
     /// slots): the buffers may not be unmapped while any remain.
     recvs_outstanding: usize,
@@ -131,6 +133,7 @@ impl Worker {
             cache: FileCache::new(),
             rearm: Vec::new(),
             idle: VecDeque::new(),
+            handing_over: false,
             recvs_outstanding: 0,
             accepts_outstanding: 0,
             draining: false,
@@ -291,8 +294,10 @@ impl Worker {
         }
     }
 
-    /// At the connection cap: closes this worker's longest-idle reclaimable connection.
-    /// `false` when it has none (every connection is busy or in the middle of a head).
+    /// At the connection cap: closes this worker's longest-idle reclaimable connection and
+    /// hands its place under `--max-conns` to the newcomer (the count never drops, so no
+    /// other worker can take the place in between). `false` when it has none (every
+    /// connection is busy or in the middle of a head).
     fn reclaim_one(&mut self) -> bool {
         while let Some((slot, generation, since)) = self.idle.pop_front() {
             let Some(conn) = self.conns.live(slot, generation) else {
@@ -301,9 +306,16 @@ impl Worker {
             if conn.idle_since != Some(since) || !conn.reclaimable() {
                 continue;
             }
-            self.stats().reclaimed();
-            // Nothing is in flight on an idle connection: the slot frees at once.
+            // Nothing is in flight on an idle connection: the slot frees at once, in `finish`,
+            // which leaves the place counted for the newcomer.
+            self.handing_over = true;
             self.with_conn(slot, generation, |c, _| c.abort());
+            if self.handing_over {
+                // It could not close at once after all: it gives its place back when it does.
+                self.handing_over = false;
+                continue;
+            }
+            self.stats().reclaimed();
             return true;
         }
         false
@@ -389,7 +401,11 @@ impl Worker {
             return;
         }
         if !self.take_a_place() {
-            crate::server::reject_busy(stream, &self.date, self.shared.stats.worker(self.index));
+            crate::server::refuse::reject_busy(
+                stream,
+                &self.date,
+                self.shared.stats.worker(self.index),
+            );
             return;
         }
         let peer = if self.shared.log.is_some() {
@@ -418,14 +434,7 @@ impl Worker {
             return true;
         }
         active.fetch_sub(1, Ordering::AcqRel);
-        // Another worker may take the freed place first; then this one is refused.
-        self.reclaim_one() && {
-            let active = &self.shared.active;
-            active.fetch_add(1, Ordering::AcqRel) < max || {
-                active.fetch_sub(1, Ordering::AcqRel);
-                false
-            }
-        }
+        self.reclaim_one()
     }
 
     fn on_recv(&mut self, t: Token, res: i32, flags: u32) {
@@ -481,7 +490,12 @@ impl Worker {
         conn.out.release(&mut self.pool);
         self.compact_timers();
         self.stats().closed();
-        self.shared.active.fetch_sub(1, Ordering::AcqRel);
+        if self.handing_over {
+            // Reclaimed for a newcomer: the place passes to it (see `reclaim_one`).
+            self.handing_over = false;
+        } else {
+            self.shared.active.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     // ---- deadlines -------------------------------------------------------------------------
