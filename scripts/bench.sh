@@ -15,8 +15,10 @@
 #                    issue 4 target's count; 0 skips the step; dedicated profile only)
 #   --tests LIST     only these tests (of 128b 4k 64k 1m 100m churn c1000 cond sweep), for
 #                    smoke runs; targets on the others then read "not measured"
-#   --quick          smoke test: 1 run, 2 s, sweep 10/100/1000, no 5,000 (about 8 minutes
-#                    for both profiles; the 5,000-connection targets then read "not measured")
+#   --quick          smoke test: 1 run, 2 s, sweep 10/100/1000, no 5,000 (about 10 minutes
+#                    for both profiles with the idle step; the 5,000-connection targets then
+#                    read "not measured"). The full run (3 x 5 s, both profiles) takes about
+#                    45 minutes.
 #   --out DIR        output directory (default benches/results/<date>-<host>-<commit>)
 #
 # Profiles (issue 12), run one after the other, each with its own interleaved runs:
@@ -118,6 +120,17 @@ ceiling_tests=" 128b churn c1000 " # the epoll loop answers 128 B to everything
 
 log() { echo "bench.sh: $*" >&2; }
 started=$(date +%s)
+cells=0 # wrk runs per pass over the matrix, for the time estimate (about 2 s of overhead each)
+for pr in "${profiles[@]}"; do
+    if [[ $pr == dedicated ]]; then set -- "${dedicated_tests[@]}" "${sweep[@]}"; else set -- "${shared_tests[@]}"; fi
+    cells=$((cells + 5 * $#))
+    for t in "$@"; do [[ $ceiling_tests == *" $t "* ]] && cells=$((cells + 1)); done
+    if [[ $pr == shared ]]; then
+        cells=$((cells + 5 * ${#proxy_tests[@]}))
+        [[ " ${proxy_tests[*]} " == *" 128b "* ]] && cells=$((cells + 1))
+    fi
+done
+log "profiles ${profiles[*]}: $((cells * runs)) wrk runs of ${duration} s, about $(((cells * runs * (duration + 2) + 59) / 60)) min plus the build and the idle-memory step"
 
 # ---------------------------------------------------------------- temp dir and cleanup
 tmp=$(mktemp -d /tmp/ringserve-bench.XXXXXX)
