@@ -130,7 +130,9 @@ for pr in "${profiles[@]}"; do
         [[ " ${proxy_tests[*]} " == *" 128b "* ]] && cells=$((cells + 1))
     fi
 done
-log "profiles ${profiles[*]}: $((cells * runs)) wrk runs of ${duration} s, about $(((cells * runs * (duration + 2) + 59) / 60)) min plus the build and the idle-memory step"
+idle_note=""
+[[ " ${profiles[*]} " == *" dedicated "* ]] && ((idle_conns > 0)) && idle_note=" and the idle-memory step"
+log "profiles ${profiles[*]}: $((cells * runs)) wrk runs of ${duration} s, about $(((cells * runs * (duration + 2) + 59) / 60)) min plus the build$idle_note"
 
 # ---------------------------------------------------------------- temp dir and cleanup
 tmp=$(mktemp -d /tmp/ringserve-bench.XXXXXX)
@@ -246,7 +248,7 @@ set_profile() { # set_profile NAME: cores, pinning and worker counts of one prof
         workers=$ncpu
         nginx_workers=auto
         nginx_affinity="worker_cpu_affinity auto;"
-        pin_note="nothing pinned by the harness (no taskset), one wrk thread free to run on any core; every server at its default worker count for $ncpu core(s): nginx worker_processes auto with worker_cpu_affinity auto, lighttpd server.max-worker $ncpu, h2o num-threads $ncpu, ringserve without worker or pinning flags, the epoll loop $ncpu threads"
+        pin_note="nothing pinned by the harness (no taskset), one wrk thread free to run on any core; every server at its default worker count for $ncpu core(s): nginx worker_processes auto with worker_cpu_affinity auto, lighttpd server.max-worker $ncpu, h2o num-threads $ncpu, ringserve without worker or pinning flags (only --listen, --max-conns and --status-path $status_path for the per-worker counters), the epoll loop $ncpu threads"
     elif ((ncpu >= 2)); then
         local server_cpus=1
         ((ncpu > 2)) && server_cpus="1-$((ncpu - 1))"

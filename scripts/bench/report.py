@@ -306,7 +306,7 @@ def check_target(cells, target, noise, primary=PRIMARY_TARGET):
             elif pbad:
                 notes.append(f"{p}: {pwhy}, left out")  # it ran and could not serve the load
             else:
-                incomplete.append(f"{p}: {pwhy}")
+                incomplete.append(f"{p}: {pwhy.removeprefix('not measured: ')}")
         if measured:
             pick = min if lower else max
             ref_server = pick(measured, key=measured.get)
@@ -318,7 +318,7 @@ def check_target(cells, target, noise, primary=PRIMARY_TARGET):
     else:
         rv, rwhy, rbad, rruns = cells.get(reference, ref_test, field)
         if rv is None:
-            incomplete.append(f"{reference}: {rwhy}")
+            incomplete.append(f"{reference}: {rwhy.removeprefix('not measured: ')}")
         else:
             ref_server = reference
             if rbad:
