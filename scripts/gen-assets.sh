@@ -29,6 +29,7 @@ trap 'rm -rf "$work"' EXIT
 ramp() {
     local i
     for ((i = 0; i < 256; i++)); do
+        # shellcheck disable=SC2059 # the format is the octal escape that makes the byte
         printf "\\$(printf '%03o' "$i")"
     done
 }

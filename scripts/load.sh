@@ -20,7 +20,7 @@
 # any status other than 304; the script then exits 1 after printing the table.
 #
 # --server-pid PID adds server CPU time per request (utime+stime of PID's process tree,
-# sampled before and after each run). --client-cpu pins wrk with taskset. --raw DIR keeps each
+# sampled before and after each run); PID1,PID2 sums several trees (a proxy and its origin). --client-cpu pins wrk with taskset. --raw DIR keeps each
 # wrk output; --results FILE appends one tab-separated line per test (used by bench.sh).
 set -euo pipefail
 
@@ -73,6 +73,8 @@ fi
 for v in "$duration" "$conns" "$threads" "$timeout"; do
     [[ $v =~ ^[0-9]+$ && $v -gt 0 ]] || { echo "load.sh: bad number '$v'" >&2; exit 2; }
 done
+[[ -z $server_pid || $server_pid =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+    { echo "load.sh: bad --server-pid '$server_pid'" >&2; exit 2; }
 case "$base" in
     http://127.0.0.1:* | http://localhost:* | http://\[::1\]:*) ;;
     *) echo "load.sh: BASE_URL must be on loopback (http://127.0.0.1:PORT)" >&2; exit 2 ;;
@@ -130,7 +132,10 @@ etag_of() {
 }
 
 cpu_now() {
-    if [[ -n $server_pid ]]; then python3 "$cputicks" "$server_pid" || echo "x"; else echo 0; fi
+    [[ -n $server_pid ]] || { echo 0; return; }
+    local ticks
+    # shellcheck disable=SC2086 # one argument per PID of the comma-separated list
+    if ticks=$(python3 "$cputicks" ${server_pid//,/ }); then echo "$ticks"; else echo x; fi
 }
 
 clk=$(getconf CLK_TCK)

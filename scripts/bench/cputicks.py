@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Print the CPU time (utime + stime, in clock ticks) of a process tree.
+"""Print the CPU time (utime + stime, in clock ticks) of one or more process trees.
 
-usage: cputicks.py PID
+usage: cputicks.py PID [PID...]
 
-Sums fields 14 and 15 of /proc/P/stat over PID and every live descendant. A process's
+Sums fields 14 and 15 of /proc/P/stat over each PID and every live descendant (a process in
+two of the trees counts once); several PIDs measure a pair, such as nginx and the origin
+behind it. A process's
 /proc/P/stat already includes all of its threads, live and exited, so thread-per-connection
 servers are covered; worker processes (nginx, lighttpd, h2o) are found through their parent
-PIDs. Prints "0" and exits 1 when PID is gone.
+PIDs. Prints "0" and exits 1 when any PID is gone.
 """
 import os
 import sys
@@ -22,7 +24,7 @@ def stat_fields(pid):
 
 
 def main():
-    root = int(sys.argv[1])
+    roots = [int(a) for a in sys.argv[1:]]
     table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -31,15 +33,18 @@ def main():
             table[int(name)] = stat_fields(name)
         except (OSError, ValueError, IndexError):
             continue
-    if root not in table:
+    if not roots or any(r not in table for r in roots):
         print(0)
         return 1
     children = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
+    total, todo, seen = 0, list(roots), set()
     while todo:
         pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
         total += table[pid][1]
         todo.extend(children.get(pid, []))
     print(total)

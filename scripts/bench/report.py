@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Turn a bench.sh output directory into report.md, targets.csv and concurrency.svg.
+"""Turn a bench.sh output directory into report.md, targets.csv, targets-issue12.csv and
+concurrency.svg.
 
 usage: report.py OUTDIR
 
-Reads OUTDIR/results.csv (one line per run, server and test), OUTDIR/idle.csv (one line per
-server from the idle-memory step; optional) and OUTDIR/raw/meta.env (key=value lines written
-by bench.sh). Medians over runs; ratios of ringserve (uring when it ran, else threaded) to
-every other server; the issue 4 targets checked for ringserve-uring (see TARGETS). The SVG is
-written by hand (no plotting library).
+Reads OUTDIR/results.csv (one line per profile, run, server and test; profile "dedicated",
+"shared" or "behind-nginx", the last being the shared profile's servers behind an nginx
+reverse proxy), OUTDIR/workers.csv (per-worker responses and thread CPU of ringserve-uring;
+optional), OUTDIR/idle.csv (one line per server from the idle-memory step; optional) and
+OUTDIR/raw/meta.env (key=value lines written by bench.sh). A results.csv without a profile
+column (older runs) is the dedicated profile. Medians over runs; ratios of ringserve (uring
+when it ran, else threaded) to every other server; per profile the issue 12 targets
+(TARGETS_12), for the dedicated profile also the issue 4 targets (TARGETS), checked for
+ringserve-uring. The SVG is written by hand (no plotting library).
 """
+import collections
 import csv
 import math
 import os
@@ -34,6 +40,13 @@ TEST_INFO = {
 # note. "5,000 connections" exists only as sweep5000 (the full run's sweep).
 PRIMARY_TARGET = "ringserve-uring"
 PEERS = ("nginx", "lighttpd", "h2o")
+CEILING = "epoll-loop"  # ceiling.c: the floor of what a server can cost (128b, churn, c1000)
+
+# A target: reference is "peers" (the best of PEERS on ref_test, default the same test) or
+# one server; the bound is the reference's median times factor. source names the results
+# the target is checked on: None for the profile's own, "behind-nginx" for the pairs.
+Target = collections.namedtuple("Target", "label test field reference factor ref_test source",
+                                defaults=(None, None))
 TARGETS = [
     ("128 B keep-alive: server CPU/request ≤ best peer", "128b", "cpu", "peers", 1.0),
     ("128 B keep-alive: server CPU/request ≤ 0.6× nginx", "128b", "cpu", "nginx", 0.6),
@@ -50,8 +63,36 @@ TARGETS = [
     ("5,000 connections: requests/s ≥ 2× threaded", "sweep5000", "rps", "ringserve-threaded",
      2.0),
 ]
-LOWER_IS_BETTER = {"cpu"}
-FIELD_UNIT = {"cpu": ("µs", 2), "rps": ("req/s", 0), "mibps": ("MiB/s", 1)}
+
+
+def issue12_targets(behind_nginx):
+    """Issue 12, item 2: the defaults win (checked in each profile; behind nginx: shared)."""
+    t = []
+    for test, name in (("128b", "128 B"), ("4k", "4 KiB"), ("c1000", "1,000 connections")):
+        t.append(Target(f"{name}: requests/s ≥ 1.1× best peer", test, "rps", "peers", 1.1))
+        t.append(Target(f"{name}: CPU/request ≤ 0.9× best peer's", test, "cpu", "peers", 0.9))
+        if test == "4k":
+            # The loop answers 128 B to everything: its 128 B cost is the only floor there is.
+            t.append(Target(f"{name}: CPU/request ≤ the epoll loop's (its 128 B cost)", test,
+                            "cpu", CEILING, 1.0, "128b"))
+        else:
+            t.append(Target(f"{name}: CPU/request ≤ the epoll loop's", test, "cpu", CEILING,
+                            1.0))
+        t.append(Target(f"{name}: p99 latency ≤ best peer's", test, "p99", "peers", 1.0))
+    t.append(Target("Connection: close: connections/s ≥ best peer", "churn", "rps", "peers",
+                    1.0))
+    t.append(Target("64 KiB: MiB/s ≥ best peer", "64k", "mibps", "peers", 1.0))
+    t.append(Target("1 MiB: MiB/s ≥ best peer", "1m", "mibps", "peers", 1.0))
+    if behind_nginx:
+        for test, name in (("128b", "128 B"), ("4k", "4 KiB")):
+            t.append(Target(f"behind nginx, {name}: the pair's requests/s ≥ nginx in front of "
+                            f"the best peer", test, "rps", "peers", 1.0, None, "behind-nginx"))
+    return t
+
+
+PROFILE_TITLE = {"dedicated": "Dedicated profile", "shared": "Shared profile"}
+LOWER_IS_BETTER = {"cpu", "p99"}
+FIELD_UNIT = {"cpu": ("µs", 2), "rps": ("req/s", 0), "mibps": ("MiB/s", 1), "p99": ("ms", 2)}
 IDLE_TARGET_CONNS = 10_000  # the target is stated for 10,000 open connections
 IDLE_TARGET_BYTES = 4096  # "under 4 KiB of resident memory per idle keep-alive connection"
 
@@ -59,20 +100,29 @@ COLORS = ["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
 
 
 def load_meta(path):
-    meta, notes, versions = {}, {}, {}
+    """meta {key: value}, notes {profile: {server: why}}, versions {server: version},
+    startlines {profile: {server: line}}. A note without a profile (older runs) is the
+    dedicated profile's."""
+    meta, versions = {}, {}
+    notes = collections.defaultdict(dict)
+    startlines = collections.defaultdict(dict)
     with open(path, encoding="utf-8") as f:
         for line in f:
             line = line.rstrip("\n")
             if "=" not in line:
                 continue
             k, v = line.split("=", 1)
-            if k.startswith("note."):
-                notes[k[5:]] = v
+            if k.startswith("note.") or k.startswith("startline."):
+                kind, rest = k.split(".", 1)
+                prof, _, server = rest.partition(".")
+                if not server:
+                    prof, server = "dedicated", rest
+                (notes if kind == "note" else startlines)[prof][server] = v
             elif k.startswith("version."):
                 versions[k[8:]] = v
             else:
                 meta[k] = v
-    return meta, notes, versions
+    return meta, notes, versions, startlines
 
 
 def fnum(s):
@@ -195,7 +245,8 @@ class Cells:
             if r["status"] != "ok":
                 d["bad"] += 1
                 continue
-            for field, col in (("rps", "rps"), ("mibps", "mibps"), ("cpu", "cpu_us_per_req")):
+            for field, col in (("rps", "rps"), ("mibps", "mibps"), ("cpu", "cpu_us_per_req"),
+                               ("p99", "p99_ms")):
                 d.setdefault(field, []).append(fnum(r[col]))
 
     def get(self, server, test, field):
@@ -210,6 +261,11 @@ class Cells:
         v = median(d.get(field, []))
         return v, (None if v is not None else f"no {field} sample"), d["bad"], d["runs"]
 
+    def values(self, server, test, field):
+        """The clean runs' values (for the spread)."""
+        d = self.d.get((server, test)) or {}
+        return [x for x in d.get(field, []) if x is not None]
+
 
 def fmt_field(field, v, test=""):
     unit, digits = FIELD_UNIT[field]
@@ -218,28 +274,31 @@ def fmt_field(field, v, test=""):
     return f"{fmt(v, digits)} {unit}"
 
 
-def check_target(cells, target, noise):
-    """One row of the targets table: a dict, result PASS, FAIL or "not measured"."""
-    label, test, field, reference, factor = target
+def check_target(cells, target, noise, primary=PRIMARY_TARGET):
+    """One row of a targets table: a dict, result PASS, FAIL or "not measured"."""
+    label, test, field, reference, factor, ref_test, _ = Target(*target)
+    ref_test = ref_test or test
     lower = field in LOWER_IS_BETTER
     row = {"target": label, "test": test, "metric": field, "value": None, "ref_name": "",
-           "ref_value": None, "ratio": None, "result": "not measured", "note": ""}
+           "ref_value": None, "ratio": None, "range": None, "result": "not measured",
+           "note": ""}
     notes = []
     if test not in cells.tests:
         row["note"] = f"no {test} test in this run"
         return row
-    v, why, bad, runs = cells.get(PRIMARY_TARGET, test, field)
+    v, why, bad, runs = cells.get(primary, test, field)
     row["value"] = v
     if bad:
         # A server that errors under the load has not met a target on that load.
-        notes.append(f"{PRIMARY_TARGET}: errors in {bad} of {runs} run(s)")
+        notes.append(f"{primary}: errors in {bad} of {runs} run(s)")
     elif why:
-        notes.append(f"{PRIMARY_TARGET}: {why}")
+        notes.append(f"{primary}: {why}")
     incomplete = []
+    ref_server = None
     if reference == "peers":
         measured = {}
         for p in PEERS:
-            pv, pwhy, pbad, pruns = cells.get(p, test, field)
+            pv, pwhy, pbad, pruns = cells.get(p, ref_test, field)
             if pv is not None:
                 measured[p] = pv
                 if pbad:
@@ -247,30 +306,42 @@ def check_target(cells, target, noise):
             elif pbad:
                 notes.append(f"{p}: {pwhy}, left out")  # it ran and could not serve the load
             else:
-                incomplete.append(f"{p}: {pwhy}")
+                incomplete.append(f"{p}: {pwhy.removeprefix('not measured: ')}")
         if measured:
             pick = min if lower else max
-            best = pick(measured, key=measured.get)
-            row["ref_name"], row["ref_value"] = f"best peer ({best})", measured[best]
+            ref_server = pick(measured, key=measured.get)
+            best = measured[ref_server]
+            row["ref_value"] = best * factor
+            row["ref_name"] = (f"best peer ({ref_server})" if factor == 1 else
+                               f"{factor:g}× best peer ({ref_server}, "
+                               f"{fmt_field(field, best, test)})")
     else:
-        rv, rwhy, rbad, rruns = cells.get(reference, test, field)
+        rv, rwhy, rbad, rruns = cells.get(reference, ref_test, field)
         if rv is None:
-            incomplete.append(f"{reference}: {rwhy}")
+            incomplete.append(f"{reference}: {rwhy.removeprefix('not measured: ')}")
         else:
+            ref_server = reference
             if rbad:
                 notes.append(f"{reference}: errors in {rbad} of {rruns} run(s), median of the rest")
             row["ref_value"] = rv * factor
             row["ref_name"] = (f"{factor:g}× {reference} ({fmt_field(field, rv, test)})"
                                if factor != 1 else reference)
+        if ref_test != test and ref_server:
+            row["ref_name"] += f" on {ref_test}"
     ref = row["ref_value"]
     if v is not None and ref:
         row["ratio"] = v / ref
+        vs = cells.values(primary, test, field)
+        rs = [x * factor for x in cells.values(ref_server, ref_test, field) if x]
+        if len(vs) > 1 or len(rs) > 1:
+            if vs and rs:
+                row["range"] = (min(vs) / max(rs), max(vs) / min(rs))
         ok = v <= ref if lower else v >= ref
         if not ok or bad:
             row["result"] = "FAIL"
         elif incomplete:
             row["result"] = "not measured"
-            notes.append("passes against the peers that ran")
+            notes.append("passes against the servers that ran")
         else:
             row["result"] = "PASS"
         if noise and abs(row["ratio"] - 1) < noise and not bad:
@@ -330,78 +401,229 @@ def target_ref(row):
     return f"{row['ref_name']}: {fmt_field(row['metric'], row['ref_value'], row['test'])}"
 
 
-def write_targets_csv(path, rows):
+def write_targets_csv(path, rows, profiles=None):
+    """rows of one table, or with profiles a list of (profile, rows) into one file."""
+    groups = profiles if profiles is not None else [(None, rows)]
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["target", "test", "metric", "ringserve_uring", "compared_with",
-                    "reference", "ratio", "result", "note"])
-        for r in rows:
-            w.writerow([r["target"], r["test"], r["metric"],
+        head = ["target", "test", "metric", "ringserve_uring", "compared_with", "reference",
+                "ratio", "result", "note"]
+        if profiles is not None:
+            head = ["profile"] + head[:7] + ["ratio_min", "ratio_max"] + head[7:]
+        w.writerow(head)
+        for prof, group in groups:
+            for r in group:
+                cols = [r["target"], r["test"], r["metric"],
                         "" if r["value"] is None else f"{r['value']:.6g}", r["ref_name"],
                         "" if r["ref_value"] is None else f"{r['ref_value']:.6g}",
-                        "" if r["ratio"] is None else f"{r['ratio']:.3f}", r["result"],
-                        r["note"]])
+                        "" if r["ratio"] is None else f"{r['ratio']:.3f}"]
+                if profiles is not None:
+                    lo, hi = r.get("range") or ("", "")
+                    cols = [prof] + cols + [lo if lo == "" else f"{lo:.3f}",
+                                            hi if hi == "" else f"{hi:.3f}"]
+                w.writerow(cols + [r["result"], r["note"]])
+
+
+def ratio_cell(r):
+    """The ratio, with its range over the runs' extremes when there were several runs."""
+    if r["ratio"] is None:
+        return "–"
+    out = f"{r['ratio']:.2f}×"
+    if r.get("range"):
+        out += f" ({r['range'][0]:.2f}–{r['range'][1]:.2f})"
+    return out
+
+
+class Medians:
+    """Every run's numbers of one set of results.csv rows, by (server, test)."""
+
+    def __init__(self, rows):
+        self.cell = {}  # (server, test) -> dict of lists
+        self.failed = set()
+        self.conns_of = {}
+        for r in rows:
+            key = (r["server"], r["test"])
+            d = self.cell.setdefault(key, {"rps": [], "mibps": [], "p50": [], "p99": [],
+                                           "cpu": []})
+            if r["status"] != "ok":
+                self.failed.add(key)
+                continue
+            self.conns_of.setdefault(r["test"], r["conns"])
+            d["rps"].append(fnum(r["rps"]))
+            d["mibps"].append(fnum(r["mibps"]))
+            d["p50"].append(fnum(r["p50_ms"]))
+            d["p99"].append(fnum(r["p99_ms"]))
+            d["cpu"].append(fnum(r["cpu_us_per_req"]))
+        self.tests = [t for t in TEST_INFO if any(r["test"] == t for r in rows)]
+
+    def med(self, server, test, field):
+        d = self.cell.get((server, test))
+        return median(d[field]) if d else None
+
+    def mark(self, server, test):
+        return " ⚠" if (server, test) in self.failed else ""
+
+    def spread(self):
+        """(median, worst (spread, server, test)) of (max − min) / median of requests/s over
+        the runs of one cell, or None with fewer than two runs."""
+        spreads = []
+        for (srv, t), d in self.cell.items():
+            v = [x for x in d["rps"] if x]
+            if len(v) > 1:
+                spreads.append(((max(v) - min(v)) / statistics.median(v), srv, t))
+        if not spreads:
+            return None
+        spreads.sort()
+        return spreads[len(spreads) // 2][0], spreads[-1]
+
+
+def ratio_columns(servers):
+    """(label, numerator, denominator): ringserve (uring, else threaded) against the others."""
+    primary = "ringserve-uring" if "ringserve-uring" in servers else "ringserve-threaded"
+    if primary not in servers:
+        primary = servers[0] if servers else None
+    cols = []
+    if "ringserve-uring" in servers and "ringserve-threaded" in servers:
+        cols.append(("uring / threaded", "ringserve-uring", "ringserve-threaded"))
+    short = primary.replace("ringserve-", "rs-") if primary else ""
+    for s in servers:
+        if not s.startswith("ringserve"):
+            cols.append((f"{short} / {s}", primary, s))
+    return cols
+
+
+def tables(L, m, servers, level, conns_note=True, cpu_title="Server CPU per request"):
+    """Throughput, CPU, bandwidth and latency tables of one set of results."""
+    ratio_cols = ratio_columns(servers)
+
+    def table(title, field, digits, ratio_note):
+        L.append(f"{level} {title}")
+        L.append("")
+        hdr = ["test", "conns"] + servers + [c[0] for c in ratio_cols]
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
+        for t in m.tests:
+            vals = [m.med(s, t, field) for s in servers]
+            cells = [fmt(v, digits) + m.mark(s, t) for s, v in zip(servers, vals)]
+            rats = [ratio(m.med(a, t, field), m.med(b, t, field)) for _, a, b in ratio_cols]
+            L.append(f"| {TEST_INFO[t]} | {m.conns_of.get(t, '')} | "
+                     + " | ".join(cells + rats) + " |")
+        if ratio_note:
+            L.append("")
+            L.append(ratio_note)
+        L.append("")
+
+    table("Throughput (median requests/s)", "rps", 0, "")
+    table(f"{cpu_title} (median µs)", "cpu", 2,
+          "CPU time is read from /proc in clock ticks (10 ms), so short runs of slow tests "
+          "(100 MiB) carry a few percent of quantisation." if conns_note else "")
+    table("Bandwidth (median MiB/s, headers included)", "mibps", 1, "")
+    L.append(f"{level} Latency (median of p50 / p99, ms)")
+    L.append("")
+    L.append("| test | " + " | ".join(servers) + " |")
+    L.append("|---|" + "|".join(["--:"] * len(servers)) + "|")
+    for t in m.tests:
+        cells = [f"{fmt(m.med(s, t, 'p50'), 2)} / {fmt(m.med(s, t, 'p99'), 2)}{m.mark(s, t)}"
+                 for s in servers]
+        L.append(f"| {TEST_INFO[t]} | " + " | ".join(cells) + " |")
+    L.append("")
+
+
+def targets_table(L, trows, level, title, intro):
+    counts = {k: sum(1 for r in trows if r["result"] == k) for k in ("PASS", "FAIL",
+                                                                    "not measured")}
+    L.append(f"{level} {title}")
+    L.append("")
+    L.append(intro.format(summary=f"**{counts['PASS']} PASS, {counts['FAIL']} FAIL, "
+                                  f"{counts['not measured']} not measured** of {len(trows)}"))
+    L.append("")
+    L.append(f"| target | test | {PRIMARY_TARGET} | compared with | ratio (range over runs) | "
+             f"result | note |")
+    L.append("|---|---|--:|---|--:|---|---|")
+    for r in trows:
+        res = f"**{r['result']}**" if r["result"] != "not measured" else r["result"]
+        L.append(f"| {r['target']} | {r['test']} | {target_value(r)} | {target_ref(r)} | "
+                 f"{ratio_cell(r)} | {res} | {r['note']} |")
+    L.append("")
+
+
+def workers_section(L, wrows, meta, level):
+    """Issue 12, item 5: each worker's share of the responses next to its thread's CPU."""
+    if not wrows:
+        return
+    hz = fnum(meta.get("clk_tck")) or 100
+    dur = fnum(meta.get("duration")) or 0
+    L.append(f"{level} Workers of {PRIMARY_TARGET}: share of responses and CPU (issue 12, item 5)")
+    L.append("")
+    L.append(f"Per run: the responses each worker sent (the `--status-path` counters, "
+             f"`ringserve_requests_total{{worker=\"N\"}}` summed over status classes) and the CPU "
+             f"time its thread `ringserve-wN` got (utime+stime of /proc/PID/task/TID/stat), "
+             f"read just before and just after the wrk run; the share of a core is that CPU "
+             f"time over the {fmt(dur)} s run; allowed CPUs are the thread's "
+             f"`Cpus_allowed_list` (one CPU: pinned). Behind nginx, the workers serve nginx's "
+             f"upstream connections.")
+    L.append("")
+    L.append("| profile | test | run | responses per worker (share) | CPU per worker, s "
+             "(share of CPU; of a core) | µs CPU per response | allowed CPUs |")
+    L.append("|---|---|--:|---|---|---|---|")
+    groups = collections.OrderedDict()
+    for r in wrows:
+        if r["server"] != PRIMARY_TARGET:
+            continue
+        groups.setdefault((r["profile"], r["test"], r["run"]), []).append(r)
+    order = {t: i for i, t in enumerate(TEST_INFO)}
+    for (prof, test, run), ws in sorted(groups.items(), key=lambda kv: (
+            kv[0][0] != "shared", order.get(kv[0][1], 99), kv[0][2])):
+        ws.sort(key=lambda r: int(r["worker"]))
+        reqs = [fnum(r["requests"]) for r in ws]
+        ticks = [fnum(r["cpu_ticks"]) for r in ws]
+        tr = sum(x for x in reqs if x) or 0
+        tt = sum(x for x in ticks if x) or 0
+        rq, cp, per, cpus = [], [], [], []
+        for r, q, t in zip(ws, reqs, ticks):
+            w = f"w{r['worker']}"
+            rq.append(f"{w} {fmt(q)} ({q / tr:.0%})" if q is not None and tr else f"{w} –")
+            if t is None:
+                cp.append(f"{w} –")
+            else:
+                sec = t / hz
+                core = f"; {sec / dur:.0%}" if dur else ""
+                cp.append(f"{w} {sec:.2f} ({t / tt:.0%}{core})" if tt else f"{w} {sec:.2f}")
+            per.append(f"{w} {t / hz * 1e6 / q:.2f}" if q and t is not None else f"{w} –")
+            cpus.append(f"{w} {r['cpus_allowed'] or '–'}")
+        L.append(f"| {prof} | {TEST_INFO.get(test, test)} | {run} | {' · '.join(rq)} | "
+                 f"{' · '.join(cp)} | {' · '.join(per)} | {' · '.join(cpus)} |")
+    L.append("")
 
 
 def main():
     out = sys.argv[1]
-    meta, notes, versions = load_meta(os.path.join(out, "raw", "meta.env"))
-    servers = meta.get("servers", "").split()
+    meta, notes, versions, startlines = load_meta(os.path.join(out, "raw", "meta.env"))
     rows = list(csv.DictReader(open(os.path.join(out, "results.csv"), encoding="utf-8")))
-    idle = load_idle(os.path.join(out, "idle.csv"))
-
-    cell = {}  # (server, test) -> dict of lists
-    failed = set()
-    conns_of = {}
     for r in rows:
-        key = (r["server"], r["test"])
-        d = cell.setdefault(key, {"rps": [], "mibps": [], "p50": [], "p99": [], "cpu": []})
-        if r["status"] != "ok":
-            failed.add(key)
-            continue
-        conns_of.setdefault(r["test"], r["conns"])
-        d["rps"].append(fnum(r["rps"]))
-        d["mibps"].append(fnum(r["mibps"]))
-        d["p50"].append(fnum(r["p50_ms"]))
-        d["p99"].append(fnum(r["p99_ms"]))
-        d["cpu"].append(fnum(r["cpu_us_per_req"]))
-
-    def med(server, test, field):
-        d = cell.get((server, test))
-        return median(d[field]) if d else None
-
-    def mark(server, test):
-        return " ⚠" if (server, test) in failed else ""
-
-    tests = [t for t in TEST_INFO if any(r["test"] == t for r in rows)]
-    sweep = sorted({int(r["test"][5:]) for r in rows if r["test"].startswith("sweep")})
-
-    primary = "ringserve-uring" if "ringserve-uring" in servers else "ringserve-threaded"
-    if primary not in servers:
-        primary = servers[0] if servers else None
-    ratio_cols = []  # (label, numerator, denominator)
-    if "ringserve-uring" in servers and "ringserve-threaded" in servers:
-        ratio_cols.append(("uring / threaded", "ringserve-uring", "ringserve-threaded"))
-    short = primary.replace("ringserve-", "rs-") if primary else ""
-    for s in servers:
-        if not s.startswith("ringserve"):
-            ratio_cols.append((f"{short} / {s}", primary, s))
+        r["profile"] = r.get("profile") or "dedicated"  # older runs had one profile
+    idle = load_idle(os.path.join(out, "idle.csv"))
+    wpath = os.path.join(out, "workers.csv")
+    wrows = (list(csv.DictReader(open(wpath, encoding="utf-8"))) if os.path.exists(wpath)
+             else [])
+    profiles = meta.get("profiles", "dedicated").split()
+    servers_of = {p: meta.get(f"servers.{p}", meta.get("servers", "") if p == "dedicated"
+                              else "").split() for p in profiles}
 
     L = []
     L.append(f"# ringserve benchmark, {meta.get('date', '?')}")
     L.append("")
     L.append(f"- commit: `{meta.get('commit', '?')}`; host `{meta.get('host', '?')}`")
     L.append(f"- kernel: {meta.get('kernel', '?')}")
-    L.append(f"- CPU: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores; "
-             f"{meta.get('pinning', '')}; server workers/threads: {meta.get('workers', '?')}")
+    L.append(f"- CPU: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores")
+    L.append(f"- profiles: {', '.join(profiles)} (each its own servers and interleaved runs, "
+             f"one after the other)")
     L.append(f"- client: {meta.get('wrk', '?')}, 1 thread, {meta.get('connections', '?')} "
              f"connections unless stated, {meta.get('duration', '?')} s per run, "
-             f"{meta.get('runs', '?')} interleaved run(s); medians reported")
+             f"{meta.get('runs', '?')} interleaved run(s) per profile; medians reported")
     L.append(f"- served tree: {meta.get('root', '?')}")
-    for s in servers:
-        L.append(f"- {s}: {versions.get(s, '?')}")
-    for k, v in sorted(notes.items()):
-        L.append(f"- **{k}**: {v}")
+    for s in sorted(versions):
+        L.append(f"- {s}: {versions[s]}")
     busy = meta.get("busy", "")
     if busy:
         L.append(f"- **machine**: {busy}")
@@ -410,164 +632,205 @@ def main():
     L.append(f"- total time: {meta.get('elapsed', '?')} s"
              + (f", of which the idle-memory step {meta['idle_seconds']} s"
                 if meta.get("idle_seconds") and meta.get("idle_conns", "0") != "0" else ""))
-    if failed:
-        L.append(f"- **FAILURES** (⚠ below: errors or unexpected statuses in at least one run; "
-                 f"medians use the clean runs only): "
-                 + ", ".join(f"{s}/{t}" for s, t in sorted(failed)))
-    spreads = []
-    for (srv, t), d in cell.items():
-        v = [x for x in d["rps"] if x]
-        if len(v) > 1:
-            spreads.append(((max(v) - min(v)) / statistics.median(v), srv, t))
-    noise = None
-    if spreads:
-        spreads.sort()
-        mid = spreads[len(spreads) // 2][0]
-        noise = mid / 2
-        worst = spreads[-1]
-        L.append(f"- run-to-run spread of requests/s, (max − min) / median over the runs of one "
-                 f"cell: median {mid:.0%}, worst {worst[0]:.0%} ({worst[1]} / {worst[2]}); "
-                 f"ratios within about ±{mid / 2:.0%} of 1 are not a difference")
     L.append("")
     L.append("Throughput is requests/s; ratios above 1 mean ringserve served more. CPU is the "
              "servers' own utime+stime (all processes and threads) divided by requests served; "
              "ratios below 1 mean ringserve spent less CPU per request. The load generator "
-             "and the servers share one machine, so absolute numbers are loopback numbers.")
+             "and the servers share one machine, so absolute numbers are loopback numbers. "
+             f"`{CEILING}` is the bare epoll loop (ceiling.c): it answers every request with the "
+             "same 128-byte body from memory, so it only serves the 128 B, churn and 1,000-"
+             "connection tests; it is the floor of what any server can cost here.")
     L.append("")
 
-    # ---- targets (issue 4)
-    cells = Cells(rows, servers, notes)
-    trows = [check_target(cells, t, noise) for t in TARGETS] + [check_idle(idle, meta)]
-    write_targets_csv(os.path.join(out, "targets.csv"), trows)
-    counts = {k: sum(1 for r in trows if r["result"] == k) for k in ("PASS", "FAIL",
-                                                                    "not measured")}
-    L.append("## Targets (issue 4)")
-    L.append("")
-    L.append(f"{PRIMARY_TARGET} against the issue's targets, from the medians above and below: "
-             f"**{counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['not measured']} not "
-             f"measured** of {len(trows)}. The best peer is the best of "
-             f"{', '.join(PEERS)} on that test in this run (highest throughput, lowest CPU). "
-             f"Ratio is {PRIMARY_TARGET} / the value compared with (below 1 is better for CPU "
-             f"and memory). A target is PASS only when every server it names was measured; "
-             f"errors in any run of {PRIMARY_TARGET} on that test make it FAIL. Also in "
-             f"`targets.csv`.")
-    L.append("")
-    L.append(f"| target | test | {PRIMARY_TARGET} | compared with | ratio | result | note |")
-    L.append("|---|---|--:|---|--:|---|---|")
-    for r in trows:
-        res = f"**{r['result']}**" if r["result"] != "not measured" else r["result"]
-        ratio_s = "–" if r["ratio"] is None else f"{r['ratio']:.2f}×"
-        L.append(f"| {r['target']} | {r['test']} | {target_value(r)} | {target_ref(r)} | "
-                 f"{ratio_s} | {res} | {r['note']} |")
-    L.append("")
-    sweep_note = []
-    if any(r["test"] == "sweep1000" for r in rows):
-        chk = check_target(cells, ("1000", "sweep1000", "rps", "peers", 1.0), noise)
-        if chk["ratio"] is not None:
-            sweep_note.append(f"{fmt(chk['value'])} req/s, {chk['ratio']:.2f}× the "
-                              f"{chk['ref_name']}, {chk['result']}")
+    t12_all = []
+    for prof in profiles:
+        servers = servers_of[prof]
+        prows = [r for r in rows if r["profile"] == prof]
+        m = Medians(prows)
+        pnotes = notes.get(prof, {})
+        L.append(f"## {PROFILE_TITLE.get(prof, prof)}")
+        L.append("")
+        pin = meta.get(f"pinning.{prof}", meta.get("pinning", "") if prof == "dedicated" else "")
+        L.append(f"- {pin}")
+        L.append(f"- servers: {', '.join(servers) or 'none'}")
+        for s in servers:
+            if startlines.get(prof, {}).get(s):
+                L.append(f"- {s}: {startlines[prof][s]}")
+        for k, v in sorted(pnotes.items()):
+            L.append(f"- **{k}**: {v}")
+        if m.failed:
+            L.append(f"- **FAILURES** (⚠ below: errors or unexpected statuses in at least one "
+                     f"run; medians use the clean runs only): "
+                     + ", ".join(f"{s}/{t}" for s, t in sorted(m.failed)))
+        noise = None
+        sp = m.spread()
+        if sp:
+            mid, worst = sp
+            noise = mid / 2
+            L.append(f"- run-to-run spread of requests/s, (max − min) / median over the runs of "
+                     f"one cell: median {mid:.0%}, worst {worst[0]:.0%} ({worst[1]} / "
+                     f"{worst[2]}); ratios within about ±{mid / 2:.0%} of 1 are not a difference")
         else:
-            sweep_note.append(chk["result"])
-        if chk["note"]:
-            sweep_note.append(chk["note"])
-    L.append("Tests: `128b`, `4k`, `64k`, `1m`, `100m`, `churn` (one request per connection, "
-             "so requests/s is connections/s) and `c1000` from the matrix; `sweep5000` from "
-             "the concurrency sweep (full run only; `--quick` sweeps to 1,000). `sweep1000` "
-             "is the same load as `c1000` at another slot of the interleaving, shown as a "
-             "cross-check only"
-             + (" (here: " + "; ".join(sweep_note) + ")" if sweep_note else "") + ". "
-             f"Idle memory from `idle.csv` (below).")
-    L.append("")
-
-    def table(title, field, digits, ratio_note):
-        L.append(f"## {title}")
+            L.append("- one run: no run-to-run spread measured (ranges below need 2+ runs)")
         L.append("")
-        hdr = ["test", "conns"] + servers + [c[0] for c in ratio_cols]
-        L.append("| " + " | ".join(hdr) + " |")
-        L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
-        for t in tests:
-            vals = [med(s, t, field) for s in servers]
-            cells = [fmt(v, digits) + mark(s, t) for s, v in zip(servers, vals)]
-            rats = [ratio(med(a, t, field), med(b, t, field)) for _, a, b in ratio_cols]
-            L.append(f"| {TEST_INFO[t]} | {conns_of.get(t, '')} | " + " | ".join(cells + rats)
-                     + " |")
-        if ratio_note:
+
+        # ---- targets (issue 12)
+        cells = Cells(prows, servers, pnotes)
+        behind = prof == "shared"
+        brows = [r for r in rows if r["profile"] == "behind-nginx"]
+        bcells = Cells(brows, servers, {**pnotes, **notes.get("behind-nginx", {})})
+        bnoise = None
+        if behind:
+            bsp = Medians(brows).spread()
+            bnoise = bsp[0] / 2 if bsp else None
+        trows = []
+        for t in issue12_targets(behind):
+            if t.source == "behind-nginx":
+                trows.append(check_target(bcells, t, bnoise))
+            else:
+                trows.append(check_target(cells, t, noise))
+        t12_all.append((prof, trows))
+        targets_table(
+            L, trows, "###", f"Targets (issue 12), {prof} profile",
+            f"{PRIMARY_TARGET} with its defaults against issue 12's targets in this profile: "
+            "{summary}. The best peer is the best of " + ", ".join(PEERS) + " on that test in "
+            "this profile (highest throughput, lowest CPU and p99); behind nginx, the best "
+            "pair of nginx in front of a peer. Ratio is " + PRIMARY_TARGET + " / the bound "
+            "(the reference times the factor; below 1 is better for CPU and p99); in brackets "
+            "the ratio's range over the runs (worst run against best run of the reference and "
+            "the other way round). PASS only when every server the target names was measured; "
+            "errors in any run of " + PRIMARY_TARGET + " on that test make it FAIL. Also in "
+            "`targets-issue12.csv`.")
+
+        # ---- targets (issue 4), the dedicated profile's
+        if prof == "dedicated":
+            t4 = [check_target(cells, t, noise) for t in TARGETS] + [check_idle(idle, meta)]
+            write_targets_csv(os.path.join(out, "targets.csv"), t4)
+            targets_table(
+                L, t4, "###", "Targets (issue 4)",
+                f"{PRIMARY_TARGET} against issue 4's targets, from the medians below: "
+                "{summary}. The best peer is the best of " + ", ".join(PEERS) + " on that test "
+                "in this run (highest throughput, lowest CPU). Ratio is " + PRIMARY_TARGET
+                + " / the value compared with (below 1 is better for CPU and memory). A target "
+                "is PASS only when every server it names was measured; errors in any run of "
+                + PRIMARY_TARGET + " on that test make it FAIL. Also in `targets.csv`.")
+            sweep_note = []
+            if any(r["test"] == "sweep1000" for r in prows):
+                chk = check_target(cells, ("1000", "sweep1000", "rps", "peers", 1.0), noise)
+                if chk["ratio"] is not None:
+                    sweep_note.append(f"{fmt(chk['value'])} req/s, {chk['ratio']:.2f}× the "
+                                      f"{chk['ref_name']}, {chk['result']}")
+                else:
+                    sweep_note.append(chk["result"])
+                if chk["note"]:
+                    sweep_note.append(chk["note"])
+            L.append("Tests: `128b`, `4k`, `64k`, `1m`, `100m`, `churn` (one request per "
+                     "connection, so requests/s is connections/s) and `c1000` from the matrix; "
+                     "`sweep5000` from the concurrency sweep (full run only; `--quick` sweeps to "
+                     "1,000). `sweep1000` is the same load as `c1000` at another slot of the "
+                     "interleaving, shown as a cross-check only"
+                     + (" (here: " + "; ".join(sweep_note) + ")" if sweep_note else "") + ". "
+                     "Idle memory from `idle.csv` (below).")
             L.append("")
-            L.append(ratio_note)
-        L.append("")
 
-    table("Throughput (median requests/s)", "rps", 0, "")
-    table("Server CPU per request (median µs)", "cpu", 2,
-          "CPU time is read from /proc in clock ticks (10 ms), so short runs of slow tests "
-          "(100 MiB) carry a few percent of quantisation.")
-    table("Bandwidth (median MiB/s, headers included)", "mibps", 1, "")
+        tables(L, m, servers, "###")
 
-    L.append("## Latency (median of p50 / p99, ms)")
-    L.append("")
-    L.append("| test | " + " | ".join(servers) + " |")
-    L.append("|---|" + "|".join(["--:"] * len(servers)) + "|")
-    for t in tests:
-        cells = []
-        for s in servers:
-            cells.append(f"{fmt(med(s, t, 'p50'), 2)} / {fmt(med(s, t, 'p99'), 2)}{mark(s, t)}")
-        L.append(f"| {TEST_INFO[t]} | " + " | ".join(cells) + " |")
-    L.append("")
+        if behind:
+            bm = Medians(brows)
+            bservers = [s for s in servers if any(r["server"] == s for r in brows)]
+            L.append("### Behind nginx on the same cores")
+            L.append("")
+            L.append(f"{meta.get('front', 'nginx in front of each server')}; wrk against "
+                     "nginx, which forwards to the server named in the column. Requests/s are "
+                     "the pair's; CPU per request is the pair's (nginx in front + the server), "
+                     "so the servers' differences are diluted by nginx's own cost.")
+            L.append("")
+            for k, v in sorted(notes.get("behind-nginx", {}).items()):
+                L.append(f"- **{k}**: {v}")
+            if bm.failed:
+                L.append("- **FAILURES**: " + ", ".join(f"{s}/{t}" for s, t in
+                                                       sorted(bm.failed)))
+            if notes.get("behind-nginx") or bm.failed:
+                L.append("")
+            if bservers:
+                tables(L, bm, bservers, "####", conns_note=False,
+                       cpu_title="CPU per request of the pair")
+            else:
+                L.append("Not measured (see the notes above).")
+                L.append("")
+            workers_section(L, [r for r in wrows if r["profile"] in ("shared", "behind-nginx")],
+                            meta, "###")
 
-    if idle:
-        L.append(f"## Idle memory ({fmt(fnum(meta.get('idle_conns')))} idle keep-alive "
-                 f"connections)")
-        L.append("")
-        L.append("Each server restarted alone after the load matrix (same command line), 50 "
-                 "warm-up requests, then `scripts/bench/idle_memory.py` opens the connections, "
-                 "one GET on each, and reads VmRSS of the server's process tree before and "
-                 "1 s after the last one; nothing else runs meanwhile. Per connection is "
-                 "(with − before) / connections.")
-        L.append("")
-        L.append("| server | still open | RSS before, KiB | RSS with them open, KiB | "
-                 "per idle connection, B | time, s | result |")
-        L.append("|---|--:|--:|--:|--:|--:|---|")
-        for s in servers + [s for s in idle if s not in servers]:
-            r = idle.get(s)
-            if r is None:
-                L.append(f"| {s} | – | – | – | – | – | not measured |")
-                continue
-            res = "ok" if r["status"] == "ok" else (
-                f"**FAIL**: {r['reason']}" if r["status"] == "FAIL"
-                else f"not measured: {r['reason']}")
-            L.append(f"| {s} | {fmt(fnum(r['still_open']))} | {fmt(fnum(r['rss_before_kib']))} | "
-                     f"{fmt(fnum(r['rss_after_kib']))} | {fmt(fnum(r['bytes_per_conn']))} | "
-                     f"{r['seconds'] or '–'} | {res} |")
-        L.append("")
+        if prof == "dedicated":
+            idle_section(L, idle, meta, servers, "###")
+            sweep_section(L, m, prows, servers, meta, out, "###")
 
-    if sweep:
-        series = {}
-        for s in servers:
-            series[s] = {c: med(s, f"sweep{c}", "rps") for c in sweep}
-        sub = (f"median of {meta.get('runs', '?')} run(s) x {meta.get('duration', '?')} s, "
-               f"commit {meta.get('commit', '?')}, {meta.get('date', '?')}, "
-               f"{meta.get('cores', '?')} cores ({meta.get('pinning', '')})")
-        svg_chart(series, sweep, "128 B file: requests/s against concurrency", sub,
-                  os.path.join(out, "concurrency.svg"))
-        L.append("## Concurrency sweep (128 B file, median requests/s)")
-        L.append("")
-        L.append("![requests/s against concurrency](concurrency.svg)")
-        L.append("")
-        L.append("| connections | " + " | ".join(servers) + " | "
-                 + " | ".join(c[0] for c in ratio_cols) + " |")
-        L.append("|--:|" + "|".join(["--:"] * (len(servers) + len(ratio_cols))) + "|")
-        for c in sweep:
-            t = f"sweep{c}"
-            cells = [fmt(med(s, t, "rps")) + mark(s, t) for s in servers]
-            rats = [ratio(med(a, t, "rps"), med(b, t, "rps")) for _, a, b in ratio_cols]
-            L.append(f"| {c:,} | " + " | ".join(cells + rats) + " |")
-        L.append("")
-
+    if t12_all:
+        write_targets_csv(os.path.join(out, "targets-issue12.csv"), None, t12_all)
     L.append("Raw wrk and idle-memory outputs (`raw/`, not committed) hold every run; "
-             "`results.csv` every run's numbers, `idle.csv` the idle step, `targets.csv` the "
-             "targets table. Produced by `scripts/bench.sh`.")
+             "`results.csv` every run's numbers (with its profile), `workers.csv` the "
+             "per-worker counters, `idle.csv` the idle step, `targets.csv` (issue 4) and "
+             "`targets-issue12.csv` the targets tables. Produced by `scripts/bench.sh`.")
     with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L) + "\n")
     return 0
+
+
+def idle_section(L, idle, meta, servers, level):
+    if not idle:
+        return
+    L.append(f"{level} Idle memory ({fmt(fnum(meta.get('idle_conns')))} idle keep-alive "
+             f"connections)")
+    L.append("")
+    L.append("Each server restarted alone after the load matrix (same command line), 50 "
+             "warm-up requests, then `scripts/bench/idle_memory.py` opens the connections, "
+             "one GET on each, and reads VmRSS of the server's process tree before and "
+             "1 s after the last one; nothing else runs meanwhile. Per connection is "
+             "(with − before) / connections.")
+    L.append("")
+    L.append("| server | still open | RSS before, KiB | RSS with them open, KiB | "
+             "per idle connection, B | time, s | result |")
+    L.append("|---|--:|--:|--:|--:|--:|---|")
+    for s in [s for s in servers if s != CEILING] + [s for s in idle if s not in servers]:
+        r = idle.get(s)
+        if r is None:
+            L.append(f"| {s} | – | – | – | – | – | not measured |")
+            continue
+        res = "ok" if r["status"] == "ok" else (
+            f"**FAIL**: {r['reason']}" if r["status"] == "FAIL"
+            else f"not measured: {r['reason']}")
+        L.append(f"| {s} | {fmt(fnum(r['still_open']))} | {fmt(fnum(r['rss_before_kib']))} | "
+                 f"{fmt(fnum(r['rss_after_kib']))} | {fmt(fnum(r['bytes_per_conn']))} | "
+                 f"{r['seconds'] or '–'} | {res} |")
+    L.append("")
+
+
+def sweep_section(L, m, prows, servers, meta, out, level):
+    sweep = sorted({int(r["test"][5:]) for r in prows if r["test"].startswith("sweep")})
+    if not sweep:
+        return
+    sservers = [s for s in servers if s != CEILING]
+    ratio_cols = ratio_columns(sservers)
+    series = {s: {c: m.med(s, f"sweep{c}", "rps") for c in sweep} for s in sservers}
+    pin = meta.get("pinning.dedicated", meta.get("pinning", ""))
+    sub = (f"median of {meta.get('runs', '?')} run(s) x {meta.get('duration', '?')} s, "
+           f"commit {meta.get('commit', '?')}, {meta.get('date', '?')}, "
+           f"{meta.get('cores', '?')} cores ({pin.split(';')[0]})")
+    svg_chart(series, sweep, "128 B file: requests/s against concurrency", sub,
+              os.path.join(out, "concurrency.svg"))
+    L.append(f"{level} Concurrency sweep (128 B file, median requests/s)")
+    L.append("")
+    L.append("![requests/s against concurrency](concurrency.svg)")
+    L.append("")
+    L.append("| connections | " + " | ".join(sservers) + " | "
+             + " | ".join(c[0] for c in ratio_cols) + " |")
+    L.append("|--:|" + "|".join(["--:"] * (len(sservers) + len(ratio_cols))) + "|")
+    for c in sweep:
+        t = f"sweep{c}"
+        cells = [fmt(m.med(s, t, "rps")) + m.mark(s, t) for s in sservers]
+        rats = [ratio(m.med(a, t, "rps"), m.med(b, t, "rps")) for _, a, b in ratio_cols]
+        L.append(f"| {c:,} | " + " | ".join(cells + rats) + " |")
+    L.append("")
 
 
 if __name__ == "__main__":
