@@ -12,6 +12,7 @@ pub mod forwarded;
 pub mod probe;
 pub mod range;
 pub mod request;
+pub mod request_line;
 pub mod response;
 pub mod serve;
 pub mod status;
