@@ -196,6 +196,9 @@ pub fn parse_visiting<'a>(
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
         Err(_) => return Err(RequestError::Malformed),
     };
+    if has_bare_lf(&window[line.len..line.len + fields_len]) {
+        return Err(RequestError::Malformed);
+    }
     let method = match line.method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
@@ -223,6 +226,12 @@ pub fn parse_visiting<'a>(
         request,
         len: line.len + fields_len,
     })
+}
+
+/// httparse accepts a bare LF as a field line's end (RFC 9112 §2.2 allows it); we do not,
+/// for the reason given in [`request_line`].
+fn has_bare_lf(block: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', block).any(|i| i == 0 || block[i - 1] != b'\r')
 }
 
 fn parse_target(raw: &[u8]) -> Result<Target<'_>, RequestError> {
@@ -518,9 +527,9 @@ mod tests {
         let (r, _) = complete(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n");
         assert_eq!(r.version, Version::Http11);
 
-        // RFC 9112 §2.2: an empty line before the request line is ignored; LF alone ends a line.
-        let (r, len) = complete(b"\r\nGET /x HTTP/1.1\nHost: x\n\n");
-        assert_eq!((r.target_raw, len), ("/x", 27));
+        // RFC 9112 §2.2: an empty line before the request line is ignored.
+        let (r, len) = complete(b"\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.target_raw, len), ("/x", 30));
     }
 
     #[test]
@@ -738,6 +747,9 @@ mod tests {
                 b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
                 RequestError::Malformed,
             ),
+            (b"GET / HTTP/1.1\r\nHost: h\n\r\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost: h\r\n\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\nHost: h\r\n\r\n", RequestError::Malformed),
             (
                 b"GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n",
                 RequestError::Malformed,

@@ -9,10 +9,12 @@
 //!   1 with minor 0 is HTTP/1.0; any higher minor (`HTTP/1.2`…) is processed as HTTP/1.1, as
 //!   RFC 9110 §2.5 asks of a recipient that implements a lower minor version of the same
 //!   major. Any other major (`HTTP/0.9`, `HTTP/2.0`) is well-formed but unsupported: 505.
-//! - The line ends with CRLF or a bare LF (RFC 9112 §2.2 lets a recipient accept LF alone);
-//!   a CR anywhere else is a 400.
-//! - Empty lines before the request line are skipped (RFC 9112 §2.2: a server SHOULD ignore
-//!   at least one); the head limit bounds how many.
+//! - The line ends with CRLF. A bare LF is refused although RFC 9112 §2.2 lets a recipient
+//!   accept it: a proxy that does not split lines on LF alone would read the bytes after it
+//!   as part of the same field, which is how requests are smuggled. A CR anywhere else is a
+//!   400 too.
+//! - Empty lines (CRLF) before the request line are skipped (RFC 9112 §2.2: a server SHOULD
+//!   ignore at least one); the head limit bounds how many.
 //!
 //! Errors are reported as soon as the bytes received so far cannot start a valid line, so
 //! garbage is refused without waiting for its end.
@@ -36,8 +38,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<RequestLine<'_>>, RequestError> {
     loop {
         match buf.get(start..) {
             Some([b'\r', b'\n', ..]) => start += 2,
-            Some([b'\n', ..]) => start += 1,
-            Some([b'\r', other, ..]) if *other != b'\n' => return Err(RequestError::Malformed),
+            Some([b'\n', ..] | [b'\r', _, ..]) => return Err(RequestError::Malformed),
             Some([] | [b'\r']) | None => return Ok(None),
             Some(_) => break,
         }
@@ -49,8 +50,9 @@ pub fn parse(buf: &[u8]) -> Result<Option<RequestLine<'_>>, RequestError> {
         check_prefix(seen)?;
         return Ok(None);
     };
-    let line = &rest[..lf];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Some(line) = rest[..lf].strip_suffix(b"\r") else {
+        return Err(RequestError::Malformed); // a bare LF
+    };
     let (method, target, version) = split(line)?;
     let version = match version {
         b"HTTP/1.0" => Version::Http10,
@@ -159,7 +161,7 @@ mod tests {
     fn valid_lines() {
         let cases: &[(&[u8], &str, &str, Version, usize)] = &[
             (b"GET / HTTP/1.1\r\n", "GET", "/", Version::Http11, 16),
-            (b"GET / HTTP/1.1\nHost", "GET", "/", Version::Http11, 15),
+            (b"GET / HTTP/1.1\r\nHost", "GET", "/", Version::Http11, 16),
             (
                 b"HEAD /a?b HTTP/1.0\r\n",
                 "HEAD",
@@ -167,7 +169,13 @@ mod tests {
                 Version::Http10,
                 20,
             ),
-            (b"\r\n\nGET * HTTP/1.1\r\n", "GET", "*", Version::Http11, 19),
+            (
+                b"\r\n\r\nGET * HTTP/1.1\r\n",
+                "GET",
+                "*",
+                Version::Http11,
+                20,
+            ),
             (b"M-1 /%20 HTTP/1.2\r\n", "M-1", "/%20", Version::Http11, 19),
             (b"GET / HTTP/1.9\r\n", "GET", "/", Version::Http11, 16),
         ];
@@ -210,6 +218,10 @@ mod tests {
             b" \r\n",
             b"G(T / HTTP/1.1\r\n",
             b"GET / HTTP/1.1 extra\r\n",
+            b"GET / HTTP/1.1\n",
+            b"GET /\nHTTP/1.1\r\n",
+            b"\nGET / HTTP/1.1\r\n",
+            b"\r\n\nGET / HTTP/1.1\r\n",
         ];
         for raw in malformed {
             assert_eq!(parse(raw), Err(RequestError::Malformed), "{raw:?}");
@@ -217,7 +229,7 @@ mod tests {
         for raw in [
             &b"GET / HTTP/2.0\r\n"[..],
             b"GET / HTTP/0.9\r\n",
-            b"GET / HTTP/3.1\n",
+            b"GET / HTTP/3.1\r\n",
         ] {
             assert_eq!(
                 parse(raw),

@@ -16,4 +16,5 @@ mod modes;
 mod paths;
 mod proxy;
 mod ranges;
+mod smuggling;
 mod stress;
