@@ -14,8 +14,8 @@ set -euo pipefail
 
 usage() {
     cat >&2 <<'EOF'
-usage: scripts/fuzz.sh [--seconds N] [TARGET...]
-  --seconds N   fuzz each target for N seconds (default 60)
+usage: scripts/fuzz.sh [--seconds N | N] [TARGET...]
+  --seconds N   fuzz each target for N seconds (default 60; a bare N means the same)
   TARGET        conn, ranges, conditionals, parse_resolve (default: all four)
 EOF
 }
@@ -30,6 +30,7 @@ while [[ $# -gt 0 ]]; do
             shift 2
             ;;
         -h | --help) usage; exit 0 ;;
+        [1-9] | [1-9][0-9]*) [[ $1 =~ ^[0-9]+$ ]] || { usage; exit 2; }; seconds=$1; shift ;;
         conn | ranges | conditionals | parse_resolve) targets+=("$1"); shift ;;
         *) usage; exit 2 ;;
     esac

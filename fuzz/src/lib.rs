@@ -55,9 +55,8 @@ fn fixture() -> Fixture {
     write("noindex/x.txt", b"x");
     let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
     write("big.bin", &big);
-    let site = |options: SiteOptions| {
-        Site::new(Root::open(root).expect("fuzz fixture: root"), options)
-    };
+    let site =
+        |options: SiteOptions| Site::new(Root::open(root).expect("fuzz fixture: root"), options);
     let sites = vec![
         site(SiteOptions::default()),
         site(SiteOptions {
@@ -206,7 +205,11 @@ fn check_response(response: &Response, expected: Expected) {
     match expected {
         Expected::Nothing => panic!("a response with no complete head buffered"),
         Expected::Refused(status) => {
-            assert_eq!(response.status.code(), status, "refused head answered with another status");
+            assert_eq!(
+                response.status.code(),
+                status,
+                "refused head answered with another status"
+            );
             check_framing(response, false);
         }
         Expected::Answer { head, .. } => check_framing(response, head),
@@ -218,10 +221,16 @@ fn check_response(response: &Response, expected: Expected) {
 /// the connection ends; file ranges inside their files.
 pub fn check_framing(response: &Response, head_request: bool) {
     let head = &response.head;
-    assert!(head.ends_with(b"\r\n\r\n"), "head does not end with an empty line");
+    assert!(
+        head.ends_with(b"\r\n\r\n"),
+        "head does not end with an empty line"
+    );
     let lines = split_crlf(&head[..head.len() - 4]);
     for line in &lines {
-        assert!(!line.contains(&b'\r') && !line.contains(&b'\n'), "bare CR or LF in {line:?}");
+        assert!(
+            !line.contains(&b'\r') && !line.contains(&b'\n'),
+            "bare CR or LF in {line:?}"
+        );
     }
     let expected_line = format!(
         "HTTP/1.1 {} {}",
@@ -232,14 +241,20 @@ pub fn check_framing(response: &Response, head_request: bool) {
     let mut lengths = Vec::new();
     let mut close = false;
     for line in &lines[1..] {
-        let colon = line.iter().position(|&b| b == b':').expect("field line without a colon");
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .expect("field line without a colon");
         let (name, value) = (&line[..colon], &line[colon + 1..]);
         assert!(
             !name.is_empty() && name.iter().all(|&b| b.is_ascii_graphic()),
             "bad field name {name:?}"
         );
         assert!(value.starts_with(b" "), "no space after the colon");
-        assert!(value.iter().all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f), "control in a value");
+        assert!(
+            value.iter().all(|&b| b == b'\t' || b >= 0x20 && b != 0x7f),
+            "control in a value"
+        );
         let value = &value[1..];
         if name.eq_ignore_ascii_case(b"content-length") {
             let n: u64 = std::str::from_utf8(value)
@@ -261,14 +276,25 @@ pub fn check_framing(response: &Response, head_request: bool) {
             assert_eq!(lengths[0], body, "Content-Length differs from the body");
         }
     } else {
-        assert!(lengths.is_empty(), "Content-Length on {}", response.status.code());
+        assert!(
+            lengths.is_empty(),
+            "Content-Length on {}",
+            response.status.code()
+        );
         assert_eq!(body, 0, "a body on {}", response.status.code());
     }
-    assert_eq!(close, response.after == After::Close, "Connection: close vs after");
+    assert_eq!(
+        close,
+        response.after == After::Close,
+        "Connection: close vs after"
+    );
     match &response.body {
         Body::File { file, range } => {
             let len = file.metadata().expect("fuzz: file metadata").len();
-            assert!(range.start <= range.end && range.end <= len, "file range {range:?} of {len}");
+            assert!(
+                range.start <= range.end && range.end <= len,
+                "file range {range:?} of {len}"
+            );
         }
         Body::Shared { bytes, range } => {
             assert!(range.start <= range.end && range.end <= bytes.len() as u64);
@@ -277,7 +303,11 @@ pub fn check_framing(response: &Response, head_request: bool) {
             let len = file.metadata().expect("fuzz: file metadata").len();
             assert!(parts.len() >= 2, "multipart with {} parts", parts.len());
             for p in parts {
-                assert!(p.range.start < p.range.end && p.range.end <= len, "part {:?}", p.range);
+                assert!(
+                    p.range.start < p.range.end && p.range.end <= len,
+                    "part {:?}",
+                    p.range
+                );
             }
         }
         Body::Empty | Body::Static(_) | Body::Bytes(_) => {}
@@ -324,7 +354,11 @@ pub fn ranges(data: &[u8]) {
         RangeDecision::Full | RangeDecision::Unsatisfiable => {}
         RangeDecision::Single(r) => check(r),
         RangeDecision::Multi(parts) => {
-            assert!((2..=MAX_RANGE_SPECS).contains(&parts.len()), "{} parts", parts.len());
+            assert!(
+                (2..=MAX_RANGE_SPECS).contains(&parts.len()),
+                "{} parts",
+                parts.len()
+            );
             parts.iter().for_each(check);
             for pair in parts.windows(2) {
                 assert!(
@@ -343,7 +377,11 @@ pub fn ranges(data: &[u8]) {
     // Whether the header is ignored is a matter of syntax, never of the length.
     for other in [0, 1, len / 2, len.saturating_add(1), u64::MAX] {
         let full = matches!(range::decide(header, other), RangeDecision::Full);
-        assert_eq!(full, matches!(decision, RangeDecision::Full), "Full at {len} but not {other}");
+        assert_eq!(
+            full,
+            matches!(decision, RangeDecision::Full),
+            "Full at {len} but not {other}"
+        );
     }
 }
 
@@ -401,9 +439,17 @@ pub fn conditionals(data: &[u8]) {
         &v,
     );
     if base == Outcome::PreconditionFailed {
-        assert_eq!(with_inm, Outcome::PreconditionFailed, "If-None-Match changed step 1/2");
+        assert_eq!(
+            with_inm,
+            Outcome::PreconditionFailed,
+            "If-None-Match changed step 1/2"
+        );
     } else {
-        assert_eq!(with_inm, Outcome::NotModified, "our tag in If-None-Match is not a 304");
+        assert_eq!(
+            with_inm,
+            Outcome::NotModified,
+            "our tag in If-None-Match is not a 304"
+        );
     }
 
     // `*` or our tag in If-Match: step 1 passes and step 2 is skipped.
@@ -434,15 +480,24 @@ pub fn conditionals(data: &[u8]) {
     last_modified.write_imf(&mut imf);
     assert!(conditional::if_range_allows(Some(ETAG), &v));
     assert!(conditional::if_range_allows(Some(&imf), &v));
-    assert!(!conditional::if_range_allows(Some(b"W/\"0123456789abcdef\""), &v));
+    assert!(!conditional::if_range_allows(
+        Some(b"W/\"0123456789abcdef\""),
+        &v
+    ));
     if let Some(value) = if_range
         && value.starts_with(b"W/")
     {
-        assert!(!conditional::if_range_allows(Some(value), &v), "a weak If-Range honoured");
+        assert!(
+            !conditional::if_range_allows(Some(value), &v),
+            "a weak If-Range honoured"
+        );
     }
 
     // Dates: whatever parses prints as IMF-fixdate and parses back to the same instant.
-    for value in [if_modified_since, if_unmodified_since, if_range].into_iter().flatten() {
+    for value in [if_modified_since, if_unmodified_since, if_range]
+        .into_iter()
+        .flatten()
+    {
         if let Some(date) = HttpDate::parse(value) {
             let mut out = Vec::new();
             date.write_imf(&mut out);
@@ -460,13 +515,19 @@ fn check_path(raw: &[u8], dotfiles: Dotfiles) {
     };
     let rel = safe.rel();
     assert!(rel.is_relative(), "absolute result for {raw:?}");
-    assert!(!rel.as_os_str().as_bytes().contains(&0), "NUL in result for {raw:?}");
+    assert!(
+        !rel.as_os_str().as_bytes().contains(&0),
+        "NUL in result for {raw:?}"
+    );
     for component in rel.components() {
         let Component::Normal(name) = component else {
             panic!("non-normal component {component:?} for {raw:?}");
         };
         if dotfiles == Dotfiles::Hidden {
-            assert!(!name.as_bytes().starts_with(b"."), "dotfile served for {raw:?}");
+            assert!(
+                !name.as_bytes().starts_with(b"."),
+                "dotfile served for {raw:?}"
+            );
         }
     }
 }
@@ -484,8 +545,11 @@ pub fn parse_resolve(data: &[u8]) {
     check_path(data, Dotfiles::Hidden);
 }
 
-/// The targets by name, for the replay binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// One target's check: panics when an invariant breaks.
+pub type Check = fn(&[u8]);
+
+/// The targets by name, for the replay binary and `tests/fuzz_seeds.rs`.
+pub const TARGETS: &[(&str, Check)] = &[
     ("conn", conn),
     ("ranges", ranges),
     ("conditionals", conditionals),
