@@ -187,6 +187,8 @@ pub fn parse_visiting<'a>(
         None => return Ok(Parsed::Partial),
     };
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    // `line.len` counts bytes of `window` the line parser consumed, so the slice is in bounds;
+    // likewise `fields_len` counts bytes httparse consumed after it.
     let (fields_len, fields) = match httparse::parse_headers(&window[line.len..], &mut slots) {
         Ok(httparse::Status::Complete(done)) => done,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => {
@@ -231,6 +233,7 @@ pub fn parse_visiting<'a>(
 /// httparse accepts a bare LF as a field line's end (RFC 9112 §2.2 allows it); we do not,
 /// for the reason given in [`request_line`].
 fn has_bare_lf(block: &[u8]) -> bool {
+    // `i` indexes a byte of `block`, so `i - 1` does too once `i > 0`.
     memchr::memchr_iter(b'\n', block).any(|i| i == 0 || block[i - 1] != b'\r')
 }
 

@@ -43,6 +43,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<RequestLine<'_>>, RequestError> {
             Some(_) => break,
         }
     }
+    // `start` only advanced over bytes matched above, so it is within `buf`.
     let rest = &buf[start..];
     let Some(lf) = memchr::memchr(b'\n', rest) else {
         // A trailing CR may be the first half of the line's CRLF.
