@@ -52,7 +52,10 @@ cargo afl build --release --quiet --bins
 # AFL_SKIP_CPUFREQ: the CPU governor is not ours to change on a shared machine.
 # AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: a core_pattern pipe would only slow crash detection.
 # AFL_AUTORESUME: continue from fuzz/out/TARGET when an earlier run left it.
+# AFL_NO_AFFINITY: afl-fuzz pins itself to a free core and refuses to start when it finds none;
+# on a shared machine (or beside a test run of the pinned uring workers) there may be none.
 export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_AUTORESUME=1 AFL_NO_UI=1
+export AFL_NO_AFFINITY=1
 
 stat() {
     sed -n "s/^$2 *: *//p" "out/$1/default/fuzzer_stats"
