@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
-# serving the demo site, the embedding example, and a real nginx in front of three origins
-# (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
+# serving the demo site, the embedding example, a differential test of the request parser
+# against h11 (scripts/h11_diff.py; installs h11 into a venv when missing), and a real nginx in
+# front of three origins (scripts/proxy/test.sh; installs nginx when missing). Stops at the
+# first failing step.
 set -euo pipefail
 
 usage() {
@@ -182,6 +184,20 @@ grep -q '^embed: stopped (request count reached) after 2 responses$' "$smoke_dir
     exit 1
 }
 cat "$smoke_dir/embed.out"
+
+step "differential test: request heads against h11 (scripts/h11_diff.py)"
+# h11 (PyPI, pinned) lives in a venv under target/, made once. `need` checks for a command and
+# the venv module has none, so its check is a Python import and the name is only a label.
+need python3 python3
+python3 -c 'import ensurepip, venv' 2>/dev/null || need python3-venv-module python3-venv
+h11_venv=target/h11-venv
+if ! "$h11_venv/bin/python" -c 'import h11' 2>/dev/null; then
+    rm -rf "$h11_venv"
+    python3 -m venv "$h11_venv"
+    "$h11_venv/bin/pip" install --quiet 'h11==0.16.0'
+fi
+cargo build --quiet --example parse_verdict
+"$h11_venv/bin/python" scripts/h11_diff.py --verdict target/debug/examples/parse_verdict
 
 step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
 scripts/proxy/test.sh

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod probe;
 pub mod range;
 pub mod request;
+pub mod request_line;
 pub mod response;
 pub mod serve;
 pub mod status;

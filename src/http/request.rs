@@ -4,11 +4,15 @@
 //! names: everything downstream reads [`Headers`]. "Need more bytes" is the normal
 //! [`Parsed::Partial`], never an error.
 //!
-//! Framing rules enforced here (RFC 9112): both `Content-Length` and `Transfer-Encoding`, a
-//! `Transfer-Encoding` on HTTP/1.0, differing `Content-Length` values, obs-fold, a bad header
-//! name, a missing or repeated `Host` on HTTP/1.1 → 400. A head over the limit → 431, or 414
-//! when the request line alone is over it. A version other than 1.0/1.1 → 505.
+//! Framing rules enforced here (RFC 9112): a malformed request line (see [`request_line`]),
+//! both `Content-Length` and `Transfer-Encoding`, a `Transfer-Encoding` on HTTP/1.0 or whose
+//! final coding is not `chunked` (or lists `chunked` twice), differing `Content-Length`
+//! values, obs-fold, a bad header name or value, a missing or repeated `Host` on HTTP/1.1 →
+//! 400, and the connection closes after it. A head over the limit → 431, or 414 when the
+//! request line alone is over it. A well-formed version with a major other than 1 → 505;
+//! `HTTP/1.2` and higher minors are served as HTTP/1.1.
 
+use super::request_line;
 use super::status::Status;
 
 /// Header lines beyond this make the head "too large" (431), whatever its size in bytes.
@@ -19,7 +23,8 @@ pub const MAX_HEADERS: usize = 64;
 pub enum RequestError {
     /// Not HTTP/1.x syntax: request line, header name or value, obs-fold.
     Malformed,
-    /// `Content-Length` and `Transfer-Encoding` together, differing lengths, or TE on 1.0.
+    /// `Content-Length` and `Transfer-Encoding` together, differing or invalid lengths, TE on
+    /// 1.0, or a TE list whose final coding is not `chunked`.
     AmbiguousFraming,
     /// HTTP/1.1 without `Host`, or several `Host` lines.
     BadHost,
@@ -29,7 +34,7 @@ pub enum RequestError {
     HeadTooLarge,
     /// The request line alone exceeds the head limit.
     UriTooLong,
-    /// HTTP/2.0, HTTP/1.2, …
+    /// A well-formed version with a major other than 1: `HTTP/2.0`, `HTTP/0.9`, …
     VersionNotSupported,
 }
 
@@ -162,76 +167,74 @@ pub enum Parsed<'a> {
 /// Parses the request head at the start of `buf`, which must not start with a partial head
 /// that has already been refused. `max_head` bounds the head size in bytes.
 pub fn parse(buf: &[u8], max_head: usize) -> Result<Parsed<'_>, RequestError> {
+    parse_visiting(buf, max_head, |_, _| {})
+}
+
+/// [`parse`], also handing every header field line of an accepted head to `visit` (name as
+/// sent, value without surrounding whitespace), in order. For differential testing against
+/// other parsers (`examples/parse_verdict.rs`); the server itself calls [`parse`].
+#[doc(hidden)]
+pub fn parse_visiting<'a>(
+    buf: &'a [u8],
+    max_head: usize,
+    mut visit: impl FnMut(&'a [u8], &'a [u8]),
+) -> Result<Parsed<'a>, RequestError> {
     let window = &buf[..buf.len().min(max_head)];
+    let line = match request_line::parse(window)? {
+        Some(line) => line,
+        // Not even the request line fits in the limit.
+        None if buf.len() >= max_head => return Err(RequestError::UriTooLong),
+        None => return Ok(Parsed::Partial),
+    };
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(window) {
-        Ok(httparse::Status::Complete(len)) => len,
+    // `line.len` counts bytes of `window` the line parser consumed, so the slice is in bounds;
+    // likewise `fields_len` counts bytes httparse consumed after it.
+    let (fields_len, fields) = match httparse::parse_headers(&window[line.len..], &mut slots) {
+        Ok(httparse::Status::Complete(done)) => done,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => {
-            return Err(oversized(window));
+            return Err(RequestError::HeadTooLarge);
         }
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadTooLarge),
-        Err(httparse::Error::Version) => return Err(version_error(window)),
         Err(_) => return Err(RequestError::Malformed),
     };
-    let (Some(method_raw), Some(target_raw), Some(minor)) = (req.method, req.path, req.version)
-    else {
-        // httparse reports Complete only with all three present.
+    if has_bare_lf(&window[line.len..line.len + fields_len]) {
         return Err(RequestError::Malformed);
-    };
-    let version = if minor == 0 {
-        Version::Http10
-    } else {
-        Version::Http11
-    };
-    let method = match method_raw {
+    }
+    let method = match line.method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "OPTIONS" => Method::Options,
         _ => Method::Other,
     };
-    let target = parse_target(target_raw.as_bytes())?;
-    let (headers, body) = typed_headers(req.headers, version)?;
-    if version == Version::Http11 && headers.host.is_none() {
+    let target = parse_target(line.target.as_bytes())?;
+    let (headers, body) = typed_headers(fields, line.version)?;
+    if line.version == Version::Http11 && headers.host.is_none() {
         return Err(RequestError::BadHost);
+    }
+    for field in fields {
+        visit(field.name.as_bytes(), trim_ows(field.value));
     }
     let request = Request {
         method,
-        method_raw,
-        target_raw,
+        method_raw: line.method,
+        target_raw: line.target,
         target,
-        version,
+        version: line.version,
         body,
         headers,
     };
-    Ok(Parsed::Complete { request, len })
+    Ok(Parsed::Complete {
+        request,
+        len: line.len + fields_len,
+    })
 }
 
-/// A head that did not end within the limit: 414 if even the request line did not.
-fn oversized(window: &[u8]) -> RequestError {
-    match memchr::memchr(b'\n', window) {
-        None => RequestError::UriTooLong,
-        Some(_) => RequestError::HeadTooLarge,
-    }
-}
-
-/// httparse says "Version" both for `HTTP/2.0` (well-formed, unsupported: 505) and for
-/// garbage where the version should be (400).
-fn version_error(window: &[u8]) -> RequestError {
-    let line_end = memchr::memchr(b'\n', window).unwrap_or(window.len());
-    let line = window[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&window[..line_end]);
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            RequestError::VersionNotSupported
-        }
-        _ => RequestError::Malformed,
-    }
+/// httparse accepts a bare LF as a field line's end (RFC 9112 §2.2 allows it); we do not,
+/// for the reason given in [`request_line`].
+fn has_bare_lf(block: &[u8]) -> bool {
+    // `i` indexes a byte of `block`, so `i - 1` does too once `i > 0`.
+    memchr::memchr_iter(b'\n', block).any(|i| i == 0 || block[i - 1] != b'\r')
 }
 
 fn parse_target(raw: &[u8]) -> Result<Target<'_>, RequestError> {
@@ -281,8 +284,8 @@ fn typed_headers<'a>(
     let mut h = Headers::default();
     let mut host_lines = 0usize;
     let mut range_lines = 0usize;
-    let mut content_length: Option<u64> = None;
-    let mut transfer_encoding = false;
+    let mut content_length: Option<(u64, &[u8])> = None;
+    let mut transfer_encoding: Option<TransferCoding> = None;
     for header in raw {
         let name = header.name.as_bytes();
         let value = trim_ows(header.value);
@@ -306,17 +309,19 @@ fn typed_headers<'a>(
             10 if name.eq_ignore_ascii_case(b"user-agent") => h.user_agent = Some(value),
             13 if name.eq_ignore_ascii_case(b"if-none-match") => h.if_none_match.push(value),
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let n = parse_content_length(value)?;
-                if content_length.is_some_and(|prev| prev != n) {
+                let (n, digits) = parse_content_length(value)?;
+                if content_length.is_some_and(|(_, prev)| prev != digits) {
                     return Err(RequestError::AmbiguousFraming);
                 }
-                content_length = Some(n);
+                content_length = Some((n, digits));
             }
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for.push(value),
             17 if name.eq_ignore_ascii_case(b"if-modified-since") => {
                 h.if_modified_since = Some(value);
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => transfer_encoding = true,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                transfer_encoding = Some(add_transfer_codings(transfer_encoding, value)?);
+            }
             19 if name.eq_ignore_ascii_case(b"if-unmodified-since") => {
                 h.if_unmodified_since = Some(value);
             }
@@ -331,19 +336,73 @@ fn typed_headers<'a>(
         h.range = None;
     }
     let body = match (transfer_encoding, content_length) {
-        (true, Some(_)) => return Err(RequestError::AmbiguousFraming),
-        (true, None) if version == Version::Http10 => return Err(RequestError::AmbiguousFraming),
-        (true, None) => BodyFraming::Chunked,
-        (false, Some(n)) => BodyFraming::Length(n),
-        (false, None) => BodyFraming::None,
+        (Some(_), Some(_)) => return Err(RequestError::AmbiguousFraming),
+        (Some(_), None) if version == Version::Http10 => {
+            return Err(RequestError::AmbiguousFraming);
+        }
+        (Some(TransferCoding::Chunked), None) => BodyFraming::Chunked,
+        // RFC 9112 §6.3: a request whose final coding is not chunked has no knowable end.
+        (Some(TransferCoding::Other | TransferCoding::Empty), None) => {
+            return Err(RequestError::AmbiguousFraming);
+        }
+        (None, Some((n, _))) => BodyFraming::Length(n),
+        (None, None) => BodyFraming::None,
     };
     Ok((h, body))
 }
 
+/// The last transfer coding listed so far in a request's `Transfer-Encoding` lines (all lines
+/// read as one list, RFC 9110 §5.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TransferCoding {
+    /// No coding yet (only empty list elements).
+    Empty,
+    Chunked,
+    Other,
+}
+
+/// Adds one `Transfer-Encoding` line to the codings seen so far. Each element must be a
+/// coding name (a token, with parameters except on `chunked`); `chunked` may only come
+/// last, so anything after it — another coding, or `chunked` again (a duplicated
+/// `Transfer-Encoding: chunked` line) — is a framing error (RFC 9112 §6.1).
+fn add_transfer_codings(
+    seen: Option<TransferCoding>,
+    value: &[u8],
+) -> Result<TransferCoding, RequestError> {
+    let mut last = seen.unwrap_or(TransferCoding::Empty);
+    for element in value.split(|&b| b == b',') {
+        let element = trim_ows(element);
+        if element.is_empty() {
+            continue; // RFC 9110 §5.6.1: empty list elements are ignored
+        }
+        if last == TransferCoding::Chunked {
+            return Err(RequestError::AmbiguousFraming);
+        }
+        let (name, params) = match memchr::memchr(b';', element) {
+            Some(semi) => (trim_ows(&element[..semi]), true),
+            None => (element, false),
+        };
+        if name.is_empty() || !name.iter().copied().all(request_line::is_tchar) {
+            return Err(RequestError::AmbiguousFraming);
+        }
+        last = if name.eq_ignore_ascii_case(b"chunked") {
+            if params {
+                return Err(RequestError::AmbiguousFraming);
+            }
+            TransferCoding::Chunked
+        } else {
+            TransferCoding::Other
+        };
+    }
+    Ok(last)
+}
+
 /// `Content-Length` is `1*DIGIT`; a list of identical values (`5, 5`) is tolerated as RFC
-/// 9110 §8.6 allows, anything else is a framing error.
-fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
-    let mut result: Option<u64> = None;
+/// 9110 §8.6 allows, anything else is a framing error. Returns the length and its digits as
+/// sent: other `Content-Length` lines must repeat exactly those digits (`5` and `05` are not
+/// identical field values).
+fn parse_content_length(value: &[u8]) -> Result<(u64, &[u8]), RequestError> {
+    let mut result: Option<(u64, &[u8])> = None;
     for item in value.split(|&b| b == b',') {
         let item = trim_ows(item);
         if item.is_empty() || !item.iter().all(u8::is_ascii_digit) {
@@ -356,10 +415,10 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
                 .and_then(|n| n.checked_add(u64::from(d - b'0')))
                 .ok_or(RequestError::AmbiguousFraming)?;
         }
-        if result.is_some_and(|prev| prev != n) {
+        if result.is_some_and(|(_, prev)| prev != item) {
             return Err(RequestError::AmbiguousFraming);
         }
-        result = Some(n);
+        result = Some((n, item));
     }
     result.ok_or(RequestError::AmbiguousFraming)
 }
@@ -466,6 +525,14 @@ mod tests {
 
         let (r, _) = complete(b"get / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(r.method, Method::Other);
+
+        // RFC 9110 §2.5: a higher minor version is processed as the highest we implement.
+        let (r, _) = complete(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n");
+        assert_eq!(r.version, Version::Http11);
+
+        // RFC 9112 §2.2: an empty line before the request line is ignored.
+        let (r, len) = complete(b"\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((r.target_raw, len), ("/x", 30));
     }
 
     #[test]
@@ -560,6 +627,19 @@ mod tests {
             ),
             (b"Content-Length: 5, 5\r\n", Ok(BodyFraming::Length(5))),
             (b"Transfer-Encoding: chunked\r\n", Ok(BodyFraming::Chunked)),
+            (b"Transfer-Encoding: CHUNKED \r\n", Ok(BodyFraming::Chunked)),
+            (
+                b"Transfer-Encoding: gzip, chunked\r\n",
+                Ok(BodyFraming::Chunked),
+            ),
+            (
+                b"Transfer-Encoding: gzip\r\nTransfer-Encoding: ,chunked\r\n",
+                Ok(BodyFraming::Chunked),
+            ),
+            (
+                b"Content-Length: 05\r\nContent-Length: 5\r\n",
+                Err(RequestError::AmbiguousFraming),
+            ),
             (
                 b"Content-Length: 5\r\nContent-Length: 6\r\n",
                 Err(RequestError::AmbiguousFraming),
@@ -594,6 +674,38 @@ mod tests {
             });
             assert_eq!(&got, expected, "{}", String::from_utf8_lossy(headers));
         }
+        for te in [
+            &b"chunked, identity"[..],
+            b"identity",
+            b"xchunked",
+            b"\"chunked\"",
+            b"chunked, chunked",
+            b"chunked;ext=1",
+            b"",
+            b",",
+            b"chunked, ",
+        ] {
+            let ok = te == b"chunked, ";
+            let raw = [
+                &b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "[..],
+                te,
+                b"\r\n\r\n",
+            ]
+            .concat();
+            let got = parse(&raw, LIMIT).map(|p| match p {
+                Parsed::Complete { request, .. } => request.body,
+                Parsed::Partial => panic!("partial"),
+            });
+            let expected = if ok {
+                Ok(BodyFraming::Chunked)
+            } else {
+                Err(RequestError::AmbiguousFraming)
+            };
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(te));
+        }
+        let twice = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(twice, LIMIT), Err(RequestError::AmbiguousFraming));
         let te_on_10 = b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(parse(te_on_10, LIMIT), Err(RequestError::AmbiguousFraming));
     }
@@ -627,8 +739,23 @@ mod tests {
                 RequestError::VersionNotSupported,
             ),
             (
-                b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
-                RequestError::VersionNotSupported,
+                b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+                RequestError::Malformed,
+            ),
+            (b"GET / HTTP/1.1\r\nHost: h\n\r\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\r\nHost: h\r\n\n", RequestError::Malformed),
+            (b"GET / HTTP/1.1\nHost: h\r\n\r\n", RequestError::Malformed),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n",
+                RequestError::Malformed,
             ),
             (
                 b"GET / HTTQ/1.1\r\nHost: h\r\n\r\n",

@@ -462,9 +462,15 @@ impl Conn {
             return;
         }
         let mut one = [0u8; 1];
-        self.stream
-            .peek(&mut one)
-            .expect("the server sent nothing within the I/O timeout");
+        loop {
+            match self.stream.peek(&mut one) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                result => {
+                    result.expect("the server sent nothing within the I/O timeout");
+                    return;
+                }
+            }
+        }
     }
 
     pub fn connect(addr: SocketAddr) -> Conn {

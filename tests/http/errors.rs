@@ -36,6 +36,21 @@ each_mode! {
         let raw = send(srv.addr, b"GARBAGE\r\n\r\n");
         assert!(raw.starts_with(b"HTTP/1.1 400 Bad Request\r\n"), "{raw:?}");
         assert_error(&srv, b"GET /index.html\r\n\r\n", 400);
+        // Regression: a space inside the target was answered 505 (issue 10).
+        assert_error(&srv, b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+        for raw in [
+            &b"GET  /index.html HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /index.html  HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /index.html HTTP/1.1 \r\nHost: x\r\n\r\n",
+            b"GET\t/index.html HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /index.html\tHTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /index.html HTTP/1.1\rHost: x\r\n\r\n",
+            b"GET  HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /index.html http/1.1\r\nHost: x\r\n\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_error(&srv, raw, 400);
+        }
     }
 
     fn bad_header_name_gives_400(ctx) {
@@ -88,7 +103,26 @@ each_mode! {
     fn unsupported_versions_give_505(ctx) {
         let srv = ctx.start();
         assert_error(&srv, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505);
-        assert_error(&srv, b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505);
+        assert_error(&srv, b"GET / HTTP/0.9\r\nHost: x\r\n\r\n", 505);
+    }
+
+    /// RFC 9110 §2.5: a higher minor version of HTTP/1 is processed as HTTP/1.1.
+    fn higher_minor_version_is_served_as_http11(ctx) {
+        let srv = ctx.start();
+        let r = srv.request("GET /style.css HTTP/1.2\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(r.status_line, "HTTP/1.1 200 OK");
+        assert_eq!(r.body_str(), STYLE_CSS);
+    }
+
+    /// RFC 9112 §6.3: a request whose final transfer coding is not chunked → 400 and close.
+    fn transfer_encoding_not_ending_in_chunked_gives_400(ctx) {
+        let srv = ctx.start();
+        for te in ["chunked, identity", "identity", "xchunked", "chunked, chunked", "gzip"] {
+            let raw = format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n"
+            );
+            assert_error(&srv, raw.as_bytes(), 400);
+        }
     }
 
     fn head_over_8k_gives_431(ctx) {

@@ -18,4 +18,5 @@ mod modes;
 mod paths;
 mod proxy;
 mod ranges;
+mod smuggling;
 mod stress;

@@ -1,0 +1,5 @@
+//! AFL++ entry point for `ringserve_fuzz::ranges` (see fuzz/src/lib.rs for what it checks).
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| ringserve_fuzz::ranges(data));
+}
