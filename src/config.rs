@@ -2,6 +2,7 @@
 //! `main.rs` maps flags onto the same builder).
 
 use crate::fs::Dotfiles;
+use crate::http::Precompressed;
 use crate::http::forwarded::{TrustedProxies, TrustedProxy};
 use crate::http::probe::{self, Probes};
 use crate::http::{Listing, serve::DEFAULT_MAX_HEAD};
@@ -109,12 +110,14 @@ pub struct Config {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) probes: Probes,
     pub(crate) drain_delay: Duration,
+    pub(crate) precompressed: Precompressed,
 }
 
 impl Config {
     /// Serves `root` with the defaults: 127.0.0.1:8080, uring mode, one worker per available
     /// core, no listing, dotfiles hidden, no access log, 10 s header timeout, 60 s idle
-    /// timeout, 1024 connections, 8 KiB heads, 10 s shutdown grace.
+    /// timeout, 1024 connections, 8 KiB heads, 10 s shutdown grace, precompressed sidecars
+    /// served in the order br, zstd, gzip.
     pub fn new(root: impl Into<PathBuf>) -> Config {
         Config {
             root: root.into(),
@@ -134,6 +137,7 @@ impl Config {
             trusted_proxies: TrustedProxies::default(),
             probes: Probes::default(),
             drain_delay: Duration::ZERO,
+            precompressed: Precompressed::DEFAULT,
         }
     }
 
@@ -253,6 +257,16 @@ impl Config {
     /// rotation before it stops listening; then shut down as usual. Default: zero.
     pub fn drain_delay(mut self, t: Duration) -> Config {
         self.drain_delay = t;
+        self
+    }
+
+    /// Which precompressed sidecars (`app.js.br`, `app.js.zst`, `app.js.gz` next to `app.js`)
+    /// are served to clients whose `Accept-Encoding` allows them, in the server's order of
+    /// preference; [`Precompressed::OFF`] serves files only as they are. Default:
+    /// [`Precompressed::DEFAULT`] (br, zstd, gzip). See [`crate::http::encoding`] for the
+    /// negotiation and [`crate::fs::sidecar`] for when a sidecar is used.
+    pub fn precompressed(mut self, p: Precompressed) -> Config {
+        self.precompressed = p;
         self
     }
 

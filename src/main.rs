@@ -2,7 +2,9 @@
 //! shut down gracefully. Nothing else happens here.
 
 use clap::Parser;
-use ringserve::{AccessLog, Config, ListenAddr, Mode, Server, TerminationSignals, TrustedProxy};
+use ringserve::{
+    AccessLog, Config, ListenAddr, Mode, Precompressed, Server, TerminationSignals, TrustedProxy,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -82,6 +84,11 @@ struct Cli {
           value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     max_head: u32,
 
+    /// Serve precompressed sidecars (app.js.br, app.js.zst, app.js.gz next to app.js) to
+    /// clients that accept them, preferring the codings in this order; 'off' never does.
+    #[arg(long, value_name = "LIST|off", default_value_t = Precompressed::DEFAULT)]
+    precompressed: Precompressed,
+
     /// Seconds a graceful shutdown waits for responses in flight before cutting them.
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
     shutdown_grace: f64,
@@ -123,7 +130,8 @@ impl Cli {
             .max_conns(self.max_conns as usize)
             .max_head(self.max_head as usize)
             .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace))
-            .drain_delay(Duration::from_secs_f64(self.drain_delay));
+            .drain_delay(Duration::from_secs_f64(self.drain_delay))
+            .precompressed(self.precompressed);
         for addr in self.listen {
             config = config.listen_addr(addr);
         }

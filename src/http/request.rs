@@ -9,6 +9,7 @@
 //! name, a missing or repeated `Host` on HTTP/1.1 → 400. A head over the limit → 431, or 414
 //! when the request line alone is over it. A version other than 1.0/1.1 → 505.
 
+use super::encoding::AcceptEncoding;
 use super::status::Status;
 
 /// Header lines beyond this make the head "too large" (431), whatever its size in bytes.
@@ -119,6 +120,8 @@ pub struct Headers<'a> {
     pub x_forwarded_for: Vec<&'a [u8]>,
     /// The last `X-Real-IP` line.
     pub x_real_ip: Option<&'a [u8]>,
+    /// Every `Accept-Encoding` line, parsed as one list (see [`super::encoding`]).
+    pub accept_encoding: AcceptEncoding,
 }
 
 /// A parsed request head, borrowing the connection's buffer.
@@ -313,6 +316,9 @@ fn typed_headers<'a>(
                 content_length = Some(n);
             }
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for.push(value),
+            15 if name.eq_ignore_ascii_case(b"accept-encoding") => {
+                h.accept_encoding.add_field(value);
+            }
             17 if name.eq_ignore_ascii_case(b"if-modified-since") => {
                 h.if_modified_since = Some(value);
             }
