@@ -17,6 +17,8 @@
 //!    `Range` on GET, gated by `If-Range` → 206 / multipart 206 / 416; else 200. An encoded
 //!    representation answers a request for several ranges with the whole 200 (which ranges
 //!    are allowed to do): a multipart body cannot say that its parts, not itself, are encoded.
+//!    For a negotiated file, `If-Range` must carry the representation's entity-tag; a date
+//!    (shared by every representation) never allows the range.
 
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
@@ -720,9 +722,16 @@ fn file_response(
         }
         Outcome::Proceed => {}
     }
+    // A date names no single representation of a negotiated file (they share
+    // `Last-Modified`), so with `Vary` only an entity-tag in `If-Range` can allow a range:
+    // bytes of one coding are never sent to complete another.
+    let if_range_allows = match h.if_range {
+        Some(value) if neg.vary && !value.starts_with(b"\"") => false,
+        _ => conditional::if_range_allows(h.if_range, &validators),
+    };
     let decision = match (req.method, h.range) {
         // RFC 9110 §14.2: range handling is defined for GET only.
-        (Method::Get, Some(range)) if conditional::if_range_allows(h.if_range, &validators) => {
+        (Method::Get, Some(range)) if if_range_allows => {
             match range::decide(range, meta.size) {
                 // See the module docs: an encoded representation is not split into parts.
                 RangeDecision::Multi(_) if neg.encoding.is_some() => RangeDecision::Full,

@@ -14,6 +14,7 @@ mod limits;
 mod methods;
 mod modes;
 mod paths;
+mod precompressed;
 mod proxy;
 mod ranges;
 mod stress;
