@@ -513,6 +513,93 @@ mod tests {
         assert!(cache.get(&root, &small).is_none());
     }
 
+    fn sidecars_of(root: &Root, p: &SafePath) -> Vec<Sidecar> {
+        let meta = open(root, p).meta;
+        Coding::ALL
+            .into_iter()
+            .map(|c| root.open_sidecar(p, &meta, c))
+            .collect()
+    }
+
+    fn usable(list: &[CachedSidecar]) -> Vec<(Coding, bool)> {
+        list.iter()
+            .filter_map(|s| match &s.state {
+                SidecarState::Usable { content, .. } => {
+                    Some((s.coding, matches!(content, Content::Memory(_))))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sidecars_are_kept_with_the_entry_and_counted_in_memory() {
+        let (dir, root) = setup();
+        std::fs::write(dir.path().join("small.txt.br"), b"BR").unwrap();
+        std::fs::write(dir.path().join("small.txt.gz"), vec![7u8; 20_000]).unwrap();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        let list = cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        // Small sidecars in memory, large ones from their descriptor; the absent one listed.
+        assert_eq!(usable(&list), [(Coding::Br, true), (Coding::Gzip, false)]);
+        assert_eq!(list.len(), 3);
+        assert_eq!(cache.memory, 5 + 2);
+        let hit = cache.get(&root, &small).expect("hit");
+        assert_eq!(
+            usable(hit.sidecars.as_deref().expect("attached")),
+            usable(&list)
+        );
+        cache.attach_sidecar_fields(&small, 0, Rc::from(&b"br fields"[..]));
+        let hit = cache.get(&root, &small).expect("hit");
+        match &hit.sidecars.as_deref().expect("attached")[0].state {
+            SidecarState::Usable { prebuilt, .. } => {
+                assert_eq!(prebuilt.as_deref(), Some(&b"br fields"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Dropping the entry gives the sidecars' memory back.
+        std::fs::remove_file(dir.path().join("small.txt")).unwrap();
+        cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_none());
+        assert_eq!(cache.memory, 0);
+    }
+
+    #[test]
+    fn a_sidecar_that_appears_or_changes_drops_the_entry_at_revalidation() {
+        let (dir, root) = setup();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_some(), "nothing changed");
+        std::fs::write(dir.path().join("small.txt.zst"), b"ZS").unwrap();
+        // Within the interval the entry stands; after it the new sidecar is noticed.
+        assert!(cache.get(&root, &small).is_some());
+        cache.set_now(Instant::now() + REVALIDATE_EVERY * 2);
+        assert!(cache.get(&root, &small).is_none());
+        cache.insert(&small, open(&root, &small));
+        let list = cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        assert_eq!(usable(&list), [(Coding::Zstd, true)]);
+        std::fs::write(dir.path().join("small.txt.zst"), b"ZSTD").unwrap();
+        cache.set_now(Instant::now() + REVALIDATE_EVERY * 3);
+        assert!(cache.get(&root, &small).is_none(), "a changed sidecar");
+    }
+
+    #[test]
+    fn a_large_sidecar_edited_in_place_drops_the_entry_at_once() {
+        let (dir, root) = setup();
+        std::fs::write(dir.path().join("small.txt.gz"), vec![7u8; 20_000]).unwrap();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        assert!(cache.get(&root, &small).is_some());
+        std::fs::write(dir.path().join("small.txt.gz"), b"short now").unwrap();
+        assert!(cache.get(&root, &small).is_none());
+    }
+
     #[test]
     fn entries_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
