@@ -18,7 +18,7 @@
 //! serves: its own size and a strong ETag of its own ([`super::ETag::for_encoded`]), but the
 //! original's content type and modification time (`Last-Modified` stays the original's).
 
-use super::{Entry, FileEntry, Meta, OpenError, Root, SafePath};
+use super::{Entry, FileEntry, Meta, Root, SafePath};
 use crate::sys::fs::{Identity, identity_at};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -105,17 +105,24 @@ impl Root {
                 identity: None,
             };
         };
+        // Nothing there at all is the common case: one `fstatat`, no open.
+        let Some(seen) = self.identity_of(&path) else {
+            return Sidecar {
+                coding,
+                found: Found::Absent,
+                identity: None,
+            };
+        };
         let (found, identity) = match self.open_entry(&path) {
             Ok(Entry::File(FileEntry { file, meta: own })) => {
+                // The open file's own identity: what the cache compares with later.
                 let identity = file.metadata().ok().map(|md| Identity::of(&md));
                 (usable_or_stale(file, &own, meta, coding), identity)
             }
-            // Nothing there at all: the common case, and the only one with no identity.
-            Err(OpenError::NotFound) if self.identity_of(&path).is_none() => (Found::Absent, None),
             // SECURITY: a directory, a special file, an unreadable file or a symlink that
-            // leaves the root is never served; its identity is kept so that a cache does not
-            // take it for a change on every revalidation.
-            Ok(Entry::Dir(_)) | Err(_) => (Found::Absent, self.identity_of(&path)),
+            // leaves the root is never served; what the path names is kept so that a cache
+            // does not take it for a change on every revalidation.
+            Ok(Entry::Dir(_)) | Err(_) => (Found::Absent, Some(seen)),
         };
         Sidecar {
             coding,
