@@ -149,24 +149,23 @@ impl AcceptEncoding {
     pub fn add_field(&mut self, value: &[u8]) {
         self.present = true;
         for element in value.split(|&b| b == b',') {
-            let element = trim(element);
-            if element.is_empty() {
-                continue;
-            }
-            let Some((name, weight)) = parse_element(element) else {
-                continue;
+            let (name, params) = match element.iter().position(|&b| b == b';') {
+                Some(semi) => (&element[..semi], Some(&element[semi + 1..])),
+                None => (element, None),
             };
-            let slot = if name == b"*" {
-                &mut self.any
-            } else if name.eq_ignore_ascii_case(b"br") {
-                &mut self.br
-            } else if name.eq_ignore_ascii_case(b"zstd") {
-                &mut self.zstd
-            } else if name.eq_ignore_ascii_case(b"gzip") || name.eq_ignore_ascii_case(b"x-gzip") {
-                &mut self.gzip
-            } else if name.eq_ignore_ascii_case(b"identity") {
-                &mut self.identity
-            } else {
+            let name = trim(name);
+            // Length first: one compare rules out most names. Names we do not serve
+            // (`deflate`, `compress`, malformed ones) are skipped without reading further.
+            let slot = match name.len() {
+                1 if name == b"*" => &mut self.any,
+                2 if name.eq_ignore_ascii_case(b"br") => &mut self.br,
+                4 if name.eq_ignore_ascii_case(b"zstd") => &mut self.zstd,
+                4 if name.eq_ignore_ascii_case(b"gzip") => &mut self.gzip,
+                6 if name.eq_ignore_ascii_case(b"x-gzip") => &mut self.gzip,
+                8 if name.eq_ignore_ascii_case(b"identity") => &mut self.identity,
+                _ => continue,
+            };
+            let Some(weight) = weight(params) else {
                 continue;
             };
             *slot = Some(slot.map_or(weight, |w| w.min(weight)));
@@ -212,33 +211,18 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[start..end]
 }
 
-/// RFC 9110 §5.6.2 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `codings [ OWS ";" OWS "q=" qvalue ]` → (name, weight); `None` if malformed.
-fn parse_element(element: &[u8]) -> Option<(&[u8], Weight)> {
-    let mut parts = element.split(|&b| b == b';');
-    let name = trim(parts.next()?);
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-        return None;
-    }
-    let weight = match parts.next() {
-        None => FULL,
-        Some(param) => {
-            let param = trim(param);
-            let value = param
-                .strip_prefix(b"q=")
-                .or_else(|| param.strip_prefix(b"Q="))?;
-            qvalue(value)?
-        }
+/// The parameters after a coding's name: none → 1; `OWS "q=" qvalue` → its weight; anything
+/// else (another parameter, a second one, a bad qvalue) → `None`, the element is ignored.
+fn weight(params: Option<&[u8]>) -> Option<Weight> {
+    let Some(param) = params else {
+        return Some(FULL);
     };
-    // Any further parameter: not the grammar of Accept-Encoding.
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((name, weight))
+    let param = trim(param);
+    let value = param
+        .strip_prefix(b"q=")
+        .or_else(|| param.strip_prefix(b"Q="))?;
+    // A second parameter leaves a `;` in the value, which `qvalue` refuses.
+    qvalue(value)
 }
 
 /// RFC 9110 §12.4.2: `( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`.
