@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the pure HTTP core: parsing a request head, resolving a path, the
-//! conditional and range decisions, building a response head, and answering a request end to
+//! conditional, range and `Accept-Encoding` decisions, building a response head, and answering a request end to
 //! end in memory (parse + resolve + open + validators + head). Throughput is in requests (or
 //! decisions), so results read as operations per second on one core.
 
@@ -69,6 +69,14 @@ fn decisions(c: &mut Criterion) {
                 black_box(b"bytes=0-99, 5000-5999, -500"),
                 black_box(1_000_000),
             )
+        })
+    });
+    g.bench_function("accept_encoding", |b| {
+        use ringserve::fs::sidecar::Coding;
+        b.iter(|| {
+            let mut ae = ringserve::http::AcceptEncoding::default();
+            ae.add_field(black_box(b"gzip, deflate, br, zstd;q=0.9"));
+            ae.choose(Coding::ALL)
         })
     });
     g.finish();

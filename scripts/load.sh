@@ -9,6 +9,9 @@
 #   128b    /assets/128b.txt, keep-alive, N connections
 #   4k      /assets/4k.txt
 #   64k     /assets/64k.bin
+#   64ktxt  /assets/64k.txt, identity (no Accept-Encoding): the baseline for 64kbr
+#   64kbr   /assets/64k.txt with "Accept-Encoding: br, gzip": served from its .br sidecar
+#           (the test fails unless the answer says Content-Encoding: br)
 #   1m      /assets/generated/1m.bin
 #   100m    /assets/generated/100m.bin with few connections (min(4, N)): throughput
 #   churn   /assets/128b.txt with "Connection: close": one request per connection
@@ -29,7 +32,7 @@ lua="$here/bench/report.lua"
 cputicks="$here/bench/cputicks.py"
 
 usage() {
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//' >&2
 }
 
 base=""
@@ -37,7 +40,7 @@ duration=""
 conns=64
 threads=2
 quick=0
-only="128b,4k,64k,1m,100m,churn,c1000,cond"
+only="128b,4k,64k,64ktxt,64kbr,1m,100m,churn,c1000,cond"
 server_pid=""
 client_cpu=""
 raw=""
@@ -148,6 +151,18 @@ run_test() {
         128b) path=/assets/128b.txt ;;
         4k) path=/assets/4k.txt ;;
         64k) path=/assets/64k.bin ;;
+        64ktxt) path=/assets/64k.txt ;;
+        64kbr)
+            path=/assets/64k.txt
+            extra=(-H "Accept-Encoding: br, gzip")
+            local got
+            got=$(curl -s -o /dev/null -D - -m 10 "${extra[@]}" "$base$path" | tr -d '\r' |
+                awk -F': ' 'tolower($1)=="content-encoding"{print $2}')
+            if [[ $got != br ]]; then
+                echo "load.sh: $base$path with Accept-Encoding: br, gzip came as '$got', not br" >&2
+                return 1
+            fi
+            ;;
         1m) path=/assets/generated/1m.bin ;;
         100m) path=/assets/generated/100m.bin; ((c > 4)) && c=4 ;;
         churn) path=/assets/128b.txt; extra=(-H "Connection: close") ;;

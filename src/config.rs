@@ -2,6 +2,7 @@
 //! `main.rs` maps flags onto the same builder).
 
 use crate::fs::Dotfiles;
+use crate::http::Precompressed;
 use crate::http::forwarded::{TrustedProxies, TrustedProxy};
 use crate::http::probe::{self, Probes};
 use crate::http::{Listing, serve::DEFAULT_MAX_HEAD};
@@ -124,12 +125,14 @@ pub struct Config {
     pub(crate) drain_delay: Duration,
     pub(crate) fault_path: Option<String>,
     pub(crate) pin: Pin,
+    pub(crate) precompressed: Precompressed,
 }
 
 impl Config {
     /// Serves `root` with the defaults: 127.0.0.1:8080, uring mode, one worker per available
     /// core, no listing, dotfiles hidden, no access log, 10 s header timeout, 60 s idle
-    /// timeout, 1024 connections, 8 KiB heads, 10 s shutdown grace.
+    /// timeout, 1024 connections, 8 KiB heads, 10 s shutdown grace, precompressed sidecars
+    /// served in the order br, zstd, gzip.
     pub fn new(root: impl Into<PathBuf>) -> Config {
         Config {
             root: root.into(),
@@ -151,6 +154,7 @@ impl Config {
             drain_delay: Duration::ZERO,
             fault_path: None,
             pin: Pin::Auto,
+            precompressed: Precompressed::DEFAULT,
         }
     }
 
@@ -284,6 +288,16 @@ impl Config {
     /// rotation before it stops listening; then shut down as usual. Default: zero.
     pub fn drain_delay(mut self, t: Duration) -> Config {
         self.drain_delay = t;
+        self
+    }
+
+    /// Which precompressed sidecars (`app.js.br`, `app.js.zst`, `app.js.gz` next to `app.js`)
+    /// are served to clients whose `Accept-Encoding` allows them, in the server's order of
+    /// preference; [`Precompressed::OFF`] serves files only as they are. Default:
+    /// [`Precompressed::DEFAULT`] (br, zstd, gzip). See [`crate::http::encoding`] for the
+    /// negotiation and [`crate::fs::sidecar`] for when a sidecar is used.
+    pub fn precompressed(mut self, p: Precompressed) -> Config {
+        self.precompressed = p;
         self
     }
 

@@ -62,6 +62,7 @@ pub mod stats;
 mod sys;
 
 pub use config::{AccessLog, Config, DEFAULT_LISTEN, ListenAddr, Mode, Pin};
+pub use http::encoding::Precompressed;
 pub use http::forwarded::{Cidr, TrustedProxy};
 pub use server::{Handle, Server, StartError, Trigger};
 pub use stats::Stats;

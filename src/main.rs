@@ -3,7 +3,8 @@
 
 use clap::Parser;
 use ringserve::{
-    AccessLog, Config, ListenAddr, Mode, Pin, Server, TerminationSignals, TrustedProxy,
+    AccessLog, Config, ListenAddr, Mode, Pin, Precompressed, Server, TerminationSignals,
+    TrustedProxy,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,11 @@ struct Cli {
           value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
     max_head: u32,
 
+    /// Serve precompressed sidecars (app.js.br, app.js.zst, app.js.gz next to app.js) to
+    /// clients that accept them, preferring the codings in this order; 'off' never does.
+    #[arg(long, value_name = "LIST|off", default_value_t = Precompressed::DEFAULT)]
+    precompressed: Precompressed,
+
     /// Seconds a graceful shutdown waits for responses in flight before cutting them.
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
     shutdown_grace: f64,
@@ -142,7 +148,8 @@ impl Cli {
                 CliPin::Auto => Pin::Auto,
                 CliPin::On => Pin::On,
                 CliPin::Off => Pin::Off,
-            });
+            })
+            .precompressed(self.precompressed);
         for addr in self.listen {
             config = config.listen_addr(addr);
         }

@@ -154,6 +154,9 @@ impl Snapshot {
 pub struct Stats {
     workers: Box<[WorkerStats]>,
     fallbacks: AtomicU64,
+    /// Process-wide, not per worker: it moves only while a deploy left a sidecar older than
+    /// its file, so sharing its cache line costs nothing on the usual hot path.
+    precompressed_stale: AtomicU64,
 }
 
 /// A metric family: name, type, help, and how to read it from a snapshot.
@@ -225,6 +228,7 @@ impl Stats {
                 .map(|_| WorkerStats::default())
                 .collect(),
             fallbacks: AtomicU64::new(0),
+            precompressed_stale: AtomicU64::new(0),
         }
     }
 
@@ -310,6 +314,14 @@ impl Stats {
              ringserve_uring_fallbacks_total {}",
             self.fallbacks.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP ringserve_precompressed_stale_total Responses that passed over a \
+             precompressed sidecar older than its file.\n\
+             # TYPE ringserve_precompressed_stale_total counter\n\
+             ringserve_precompressed_stale_total {}",
+            self.precompressed_stale.load(Relaxed)
+        );
     }
 }
 
@@ -317,6 +329,10 @@ impl Stats {
 impl Metrics for Stats {
     fn render_prometheus(&self, out: &mut Vec<u8>) {
         self.render(out);
+    }
+
+    fn precompressed_stale(&self) {
+        self.precompressed_stale.fetch_add(1, Relaxed);
     }
 }
 
@@ -355,6 +371,7 @@ mod tests {
         w1.cache_hit();
         w0.cache_miss();
         stats.fallback();
+        Metrics::precompressed_stale(&stats);
         assert_eq!(stats.responses(), 5);
         let text = render(&stats);
         for line in [
@@ -378,6 +395,7 @@ mod tests {
             "ringserve_cache_misses_total 1",
             "ringserve_timeouts_total 1",
             "ringserve_uring_fallbacks_total 1",
+            "ringserve_precompressed_stale_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

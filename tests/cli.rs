@@ -345,6 +345,47 @@ fn bad_flags_exit_2() {
     assert_usage_error(&["--max-head", "10", root]);
     assert_usage_error(&["--shutdown-grace", "0", root]);
     assert_usage_error(&["--cache-control", "a\u{1}b", root]);
+    assert_usage_error(&["--precompressed", "zst", root]);
+    assert_usage_error(&["--precompressed", "br,br", root]);
+}
+
+/// `--precompressed`: on by default in the order br, zstd, gzip; a list reorders; `off`
+/// serves files only as they are.
+#[test]
+fn precompressed_flag_chooses_the_codings() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.css"), "body{}").unwrap();
+    std::fs::write(dir.path().join("a.css.br"), "BR").unwrap();
+    std::fs::write(dir.path().join("a.css.gz"), "GZ").unwrap();
+    let request = "GET /a.css HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip, br\r\n\
+                   Connection: close\r\n\r\n";
+    for (flag, expected) in [
+        (None, Some("br")),
+        (Some("gzip,br"), Some("gzip")),
+        (Some("off"), None),
+    ] {
+        let mut cmd = ringserve();
+        cmd.args(["--listen", "127.0.0.1:0", "--mode", "threaded"]);
+        if let Some(f) = flag {
+            cmd.args(["--precompressed", f]);
+        }
+        let child = Child::spawn(cmd.arg(dir.path()));
+        let addr = parse_startup(&child.startup_line(), dir.path());
+        let stream = TcpStream::connect_timeout(&addr, TIMEOUT).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let reply = String::from_utf8_lossy(&exchange(stream, request)).into_owned();
+        let encoding = reply
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Encoding: "))
+            .map(str::trim);
+        assert_eq!(encoding, expected, "--precompressed {flag:?}: {reply:?}");
+        assert_eq!(
+            reply.contains("Vary: Accept-Encoding"),
+            expected.is_some(),
+            "{reply:?}"
+        );
+        child.terminate();
+    }
 }
 
 #[test]

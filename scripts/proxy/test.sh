@@ -8,6 +8,9 @@
 # Checks:
 #  1. a GET through the proxy returns the file's exact bytes;
 #  2. a conditional GET through the proxy gets 304 (If-None-Match and If-Modified-Since);
+#     precompressed: nginx passes Accept-Encoding on, the br body arrives with
+#     Content-Encoding: br and Vary and decodes (brotli -d) to the file, and the br ETag gets 304
+#     while the same tag without Accept-Encoding gets the file (200);
 #  3. the origin's access log shows the real client: with nginx appending $remote_addr to
 #     X-Forwarded-For and the origin trusting 127.0.0.1/32 (nginx's address), a client on
 #     127.0.0.5 is logged as 127.0.0.5 even when it sends a forged X-Forwarded-For, while a
@@ -73,6 +76,30 @@ code=$("${CURL[@]}" --output /dev/null --write-out '%{http_code}' \
     -H "If-Modified-Since: $lm" "$PROXY_URL/assets/4k.txt")
 [[ -n $lm && $code == 304 ]] && pass "If-Modified-Since through nginx -> 304" ||
     fail "If-Modified-Since '$lm' through nginx -> $code, expected 304"
+
+# Precompressed: www/assets/64k.txt has a .br sidecar (scripts/gen-sidecars.sh).
+txt=assets/64k.txt
+head=$("${CURL[@]}" -H "Accept-Encoding: br" --dump-header - --output "$PROXY_TMP/got.br" \
+    "$PROXY_URL/$txt" | tr -d '\r')
+encoding=$(sed -n 's/^[Cc]ontent-[Ee]ncoding: //p' <<<"$head")
+vary=$(sed -n 's/^[Vv]ary: //p' <<<"$head")
+br_etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]: //p' <<<"$head")
+if ! command -v brotli >/dev/null; then
+    fail "brotli is not installed (scripts/test.sh installs it); cannot decode /$txt"
+elif [[ $encoding == br && $vary == Accept-Encoding ]] &&
+    brotli -d -c <"$PROXY_TMP/got.br" | cmp -s - "$PROXY_ROOT/$txt"; then
+    pass "GET /$txt with Accept-Encoding: br through nginx: br, Vary, decodes to the file"
+else
+    fail "GET /$txt with Accept-Encoding: br through nginx: encoding '$encoding', vary '$vary', or the body does not decode to the file"
+fi
+code=$("${CURL[@]}" --output /dev/null --write-out '%{http_code}' \
+    -H "Accept-Encoding: br" -H "If-None-Match: $br_etag" "$PROXY_URL/$txt")
+[[ -n $br_etag && $code == 304 ]] && pass "If-None-Match with the br ETag through nginx -> 304" ||
+    fail "If-None-Match '$br_etag' (br) through nginx -> $code, expected 304"
+code=$("${CURL[@]}" --output /dev/null --write-out '%{http_code}' \
+    -H "If-None-Match: $br_etag" "$PROXY_URL/$txt")
+[[ $code == 200 ]] && pass "the br ETag without Accept-Encoding through nginx -> 200 (identity)" ||
+    fail "the br ETag without Accept-Encoding through nginx -> $code, expected 200"
 
 # --- 3. real client address in the origin's access log ---------------------------------------
 # logged_client UA: the client field of the origin log line with that User-Agent (any origin;

@@ -19,7 +19,15 @@
 //! for bodies, and in open descriptors; when full, an arbitrary entry is evicted (`HashMap`
 //! order, effectively random), which is as good as LRU for the skewed popularity of web
 //! files and costs nothing per hit.
+//!
+//! Sidecars: an entry also holds what was found under its precompressed sidecar names
+//! ([`CachedSidecar`], attached with [`FileCache::attach_sidecars`]): usable ones with their
+//! bytes, stale and absent ones with the identity their path had. They follow the entry's
+//! rules: a sidecar served from its descriptor is `fstat`ed on every hit, and revalidation
+//! compares every sidecar path's identity too, so a sidecar that appears, changes or goes
+//! away drops the entry like a change of the file itself.
 
+use super::sidecar::{Coding, Found, Sidecar};
 use super::{FileEntry, Meta, Root, SafePath};
 use crate::sys::fs::{Identity, identity_at};
 use std::collections::HashMap;
@@ -61,6 +69,8 @@ struct Entry {
     /// Bytes the HTTP layer derived from `meta` once (the header fields of a full response)
     /// and attached with [`FileCache::attach`]; opaque here.
     prebuilt: Option<Rc<[u8]>>,
+    /// The sidecars, once looked up ([`FileCache::attach_sidecars`]); `None` before.
+    sidecars: Option<Rc<[CachedSidecar]>>,
 }
 
 /// A cache hit.
@@ -69,6 +79,8 @@ pub struct Hit {
     pub content: Content,
     pub meta: Meta,
     pub prebuilt: Option<Rc<[u8]>>,
+    /// `None` when the sidecars were never looked up for this entry.
+    pub sidecars: Option<Rc<[CachedSidecar]>>,
 }
 
 /// Hit and miss counts since start.
@@ -136,10 +148,12 @@ impl FileCache {
                 identity,
                 ..
             }) if f.metadata().map(|md| Identity::of(&md)).ok() != Some(*identity) => false,
+            Some(e) if !sidecar_descriptors_current(e) => false,
             Some(e) if now.saturating_duration_since(e.checked_at) < REVALIDATE_EVERY => true,
             Some(e) => {
-                let same =
-                    identity_at(root.dir.as_fd(), path.rel()).is_ok_and(|id| id == e.identity);
+                let same = identity_at(root.dir.as_fd(), path.rel())
+                    .is_ok_and(|id| id == e.identity)
+                    && sidecars_unchanged(root, path, e);
                 if same {
                     e.checked_at = now;
                 }
@@ -158,6 +172,7 @@ impl FileCache {
             content: e.content.clone(),
             meta: e.meta,
             prebuilt: e.prebuilt.clone(),
+            sidecars: e.sidecars.clone(),
         })
     }
 
@@ -210,6 +225,7 @@ impl FileCache {
             identity,
             checked_at: self.now,
             prebuilt: None,
+            sidecars: None,
         };
         if let Some(old) = self.entries.insert(key, new) {
             self.forget(&old);
@@ -230,7 +246,148 @@ impl FileCache {
         if let Content::Memory(b) = &old.content {
             self.memory -= b.len();
         }
+        self.memory -= old.sidecars.as_deref().map_or(0, sidecar_memory);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Precompressed sidecars (issue 13): kept with their file's entry, revalidated with it.
+
+/// A sidecar as cached with its file's entry.
+#[derive(Clone, Debug)]
+pub struct CachedSidecar {
+    pub coding: Coding,
+    pub state: SidecarState,
+    /// What the sidecar's path named when looked up (see [`Sidecar::identity`]).
+    identity: Option<Identity>,
+}
+
+/// What a cached sidecar is.
+#[derive(Clone, Debug)]
+pub enum SidecarState {
+    Absent,
+    /// Older than the file: ignored (the caller counts it).
+    Stale,
+    Usable {
+        content: Content,
+        /// The representation served from it (see [`super::sidecar`]).
+        meta: Meta,
+        /// Bytes the HTTP layer derived from `meta`, attached with
+        /// [`FileCache::attach_sidecar_fields`]; opaque here.
+        prebuilt: Option<Rc<[u8]>>,
+    },
+}
+
+impl FileCache {
+    /// Turns sidecars just looked up for the cached file `path` into their cached form
+    /// (small bodies read into memory, like files) and keeps them with its entry, if it is
+    /// cached. Returns them either way, for serving this request.
+    pub fn attach_sidecars(&mut self, path: &SafePath, found: Vec<Sidecar>) -> Rc<[CachedSidecar]> {
+        let sidecars: Rc<[CachedSidecar]> = found.into_iter().map(cached_sidecar).collect();
+        let key = path.rel().as_os_str().as_bytes();
+        let bytes = sidecar_memory(&sidecars);
+        if !self.entries.contains_key(key) {
+            return sidecars;
+        }
+        while self.memory + bytes > MAX_MEMORY {
+            let Some(other) = self.entries.keys().find(|k| &***k != key).cloned() else {
+                return sidecars;
+            };
+            if let Some(old) = self.entries.remove(&other) {
+                self.forget(&old);
+            }
+        }
+        if let Some(e) = self.entries.get_mut(key) {
+            let old = e.sidecars.replace(Rc::clone(&sidecars));
+            self.memory = self.memory + bytes - old.as_deref().map_or(0, sidecar_memory);
+        }
+        sidecars
+    }
+
+    /// Attaches bytes derived from the `index`th sidecar's metadata of `path`'s entry,
+    /// returned with every later hit until the entry changes.
+    pub fn attach_sidecar_fields(&mut self, path: &SafePath, index: usize, prebuilt: Rc<[u8]>) {
+        let Some(e) = self.entries.get_mut(path.rel().as_os_str().as_bytes()) else {
+            return;
+        };
+        let Some(list) = &e.sidecars else { return };
+        // Once per sidecar version: copying the short list is cheaper than a cell per slot.
+        let mut list = list.to_vec();
+        if let Some(CachedSidecar {
+            state: SidecarState::Usable { prebuilt: slot, .. },
+            ..
+        }) = list.get_mut(index)
+        {
+            *slot = Some(prebuilt);
+            e.sidecars = Some(list.into());
+        }
+    }
+}
+
+fn cached_sidecar(s: Sidecar) -> CachedSidecar {
+    let state = match s.found {
+        Found::Absent => SidecarState::Absent,
+        Found::Stale => SidecarState::Stale,
+        Found::Usable(FileEntry { file, meta }) => {
+            let whole =
+                meta.size <= IN_MEMORY_MAX && s.identity.is_some_and(|id| id.size == meta.size);
+            let mut body = vec![0u8; if whole { meta.size as usize } else { 0 }];
+            let content = if whole && file.read_exact_at(&mut body, 0).is_ok() {
+                Content::Memory(Rc::from(body))
+            } else {
+                Content::File(Rc::new(file))
+            };
+            SidecarState::Usable {
+                content,
+                meta,
+                prebuilt: None,
+            }
+        }
+    };
+    CachedSidecar {
+        coding: s.coding,
+        state,
+        identity: s.identity,
+    }
+}
+
+/// Body bytes the sidecars hold in memory.
+fn sidecar_memory(sidecars: &[CachedSidecar]) -> usize {
+    sidecars
+        .iter()
+        .map(|s| match &s.state {
+            SidecarState::Usable {
+                content: Content::Memory(b),
+                ..
+            } => b.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Every sidecar served from its descriptor is still the file it was (one `fstat` each, as
+/// for the file itself).
+fn sidecar_descriptors_current(e: &Entry) -> bool {
+    e.sidecars
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .all(|s| match &s.state {
+            SidecarState::Usable {
+                content: Content::File(f),
+                ..
+            } => f.metadata().map(|md| Identity::of(&md)).ok() == s.identity,
+            _ => true,
+        })
+}
+
+/// Every sidecar path of the entry still names what it named when looked up (nothing
+/// included).
+fn sidecars_unchanged(root: &Root, path: &SafePath, e: &Entry) -> bool {
+    e.sidecars.as_deref().unwrap_or_default().iter().all(|s| {
+        let now = path.sidecar(s.coding).and_then(|p| root.identity_of(&p));
+        now == s.identity
+    })
 }
 
 /// FNV-1a: a few cycles for a short path, where SipHash costs more than the lookup. Keys are
@@ -353,6 +510,93 @@ mod tests {
         cache.insert(&small, open(&root, &small));
         std::fs::remove_file(dir.path().join("small.txt")).unwrap();
         cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_none());
+    }
+
+    fn sidecars_of(root: &Root, p: &SafePath) -> Vec<Sidecar> {
+        let meta = open(root, p).meta;
+        Coding::ALL
+            .into_iter()
+            .map(|c| root.open_sidecar(p, &meta, c))
+            .collect()
+    }
+
+    fn usable(list: &[CachedSidecar]) -> Vec<(Coding, bool)> {
+        list.iter()
+            .filter_map(|s| match &s.state {
+                SidecarState::Usable { content, .. } => {
+                    Some((s.coding, matches!(content, Content::Memory(_))))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sidecars_are_kept_with_the_entry_and_counted_in_memory() {
+        let (dir, root) = setup();
+        std::fs::write(dir.path().join("small.txt.br"), b"BR").unwrap();
+        std::fs::write(dir.path().join("small.txt.gz"), vec![7u8; 20_000]).unwrap();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        let list = cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        // Small sidecars in memory, large ones from their descriptor; the absent one listed.
+        assert_eq!(usable(&list), [(Coding::Br, true), (Coding::Gzip, false)]);
+        assert_eq!(list.len(), 3);
+        assert_eq!(cache.memory, 5 + 2);
+        let hit = cache.get(&root, &small).expect("hit");
+        assert_eq!(
+            usable(hit.sidecars.as_deref().expect("attached")),
+            usable(&list)
+        );
+        cache.attach_sidecar_fields(&small, 0, Rc::from(&b"br fields"[..]));
+        let hit = cache.get(&root, &small).expect("hit");
+        match &hit.sidecars.as_deref().expect("attached")[0].state {
+            SidecarState::Usable { prebuilt, .. } => {
+                assert_eq!(prebuilt.as_deref(), Some(&b"br fields"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Dropping the entry gives the sidecars' memory back.
+        std::fs::remove_file(dir.path().join("small.txt")).unwrap();
+        cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_none());
+        assert_eq!(cache.memory, 0);
+    }
+
+    #[test]
+    fn a_sidecar_that_appears_or_changes_drops_the_entry_at_revalidation() {
+        let (dir, root) = setup();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        cache.set_now(Instant::now() + REVALIDATE_EVERY);
+        assert!(cache.get(&root, &small).is_some(), "nothing changed");
+        std::fs::write(dir.path().join("small.txt.zst"), b"ZS").unwrap();
+        // Within the interval the entry stands; after it the new sidecar is noticed.
+        assert!(cache.get(&root, &small).is_some());
+        cache.set_now(Instant::now() + REVALIDATE_EVERY * 2);
+        assert!(cache.get(&root, &small).is_none());
+        cache.insert(&small, open(&root, &small));
+        let list = cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        assert_eq!(usable(&list), [(Coding::Zstd, true)]);
+        std::fs::write(dir.path().join("small.txt.zst"), b"ZSTD").unwrap();
+        cache.set_now(Instant::now() + REVALIDATE_EVERY * 3);
+        assert!(cache.get(&root, &small).is_none(), "a changed sidecar");
+    }
+
+    #[test]
+    fn a_large_sidecar_edited_in_place_drops_the_entry_at_once() {
+        let (dir, root) = setup();
+        std::fs::write(dir.path().join("small.txt.gz"), vec![7u8; 20_000]).unwrap();
+        let mut cache = FileCache::new();
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        cache.attach_sidecars(&small, sidecars_of(&root, &small));
+        assert!(cache.get(&root, &small).is_some());
+        std::fs::write(dir.path().join("small.txt.gz"), b"short now").unwrap();
         assert!(cache.get(&root, &small).is_none());
     }
 

@@ -10,6 +10,7 @@ pub mod favicon;
 pub mod listing;
 pub mod mime;
 pub mod resolve;
+pub mod sidecar;
 
 pub use etag::ETag;
 pub use mime::ContentType;

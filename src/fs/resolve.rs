@@ -73,6 +73,23 @@ impl SafePath {
             dir_form: false,
         }
     }
+
+    /// The precompressed sidecar of this file for `coding` (`app.js` → `app.js.br`); `None`
+    /// for the root and for directory-form paths, which name no file.
+    pub fn sidecar(&self, coding: super::sidecar::Coding) -> Option<SafePath> {
+        if self.dir_form || self.rel.as_os_str().is_empty() {
+            return None;
+        }
+        // SECURITY: the suffix is one of three fixed strings, `.` followed by ASCII letters,
+        // appended to the last segment: no `/`, NUL or new segment appears, the segment cannot
+        // become `.` or `..`, and a name that did not start with `.` still does not.
+        let mut rel = self.rel.clone().into_os_string();
+        rel.push(coding.suffix());
+        Some(SafePath {
+            rel: PathBuf::from(rel),
+            dir_form: false,
+        })
+    }
 }
 
 /// Percent-decodes `raw_path` once and normalizes it (see module docs).

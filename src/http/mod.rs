@@ -7,6 +7,7 @@
 pub mod conditional;
 pub mod conn;
 pub mod date;
+pub mod encoding;
 pub mod etag;
 pub mod forwarded;
 pub mod lifecycle;
@@ -21,6 +22,7 @@ pub mod status;
 pub use conn::{Closing, Conn, Step};
 pub use conn::{Deadline, Timeouts};
 pub use date::{DateCache, HttpDate};
+pub use encoding::{AcceptEncoding, Precompressed};
 pub use forwarded::{ClientAddr, Peer, TrustedProxies, TrustedProxy};
 pub use lifecycle::Lifecycle;
 pub use probe::Metrics;

@@ -71,6 +71,10 @@ pub fn check_path(flag: &str, path: &str) -> Result<(), String> {
 pub trait Metrics: Send + Sync + std::fmt::Debug {
     /// Appends the Prometheus text exposition.
     fn render_prometheus(&self, out: &mut Vec<u8>);
+
+    /// A precompressed sidecar older than its file was passed over (see
+    /// [`crate::fs::sidecar`]). Called from the request path; by default counts nothing.
+    fn precompressed_stale(&self) {}
 }
 
 /// No counters: the status path renders an empty exposition.

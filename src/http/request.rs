@@ -13,6 +13,7 @@
 //! `HTTP/1.2` and higher minors are served as HTTP/1.1.
 
 use super::request_line;
+use super::encoding::AcceptEncoding;
 use super::status::Status;
 
 /// Header lines beyond this make the head "too large" (431), whatever its size in bytes.
@@ -124,6 +125,8 @@ pub struct Headers<'a> {
     pub x_forwarded_for: Vec<&'a [u8]>,
     /// The last `X-Real-IP` line.
     pub x_real_ip: Option<&'a [u8]>,
+    /// Every `Accept-Encoding` line, parsed as one list (see [`super::encoding`]).
+    pub accept_encoding: AcceptEncoding,
 }
 
 /// A parsed request head, borrowing the connection's buffer.
@@ -316,6 +319,9 @@ fn typed_headers<'a>(
                 content_length = Some((n, digits));
             }
             15 if name.eq_ignore_ascii_case(b"x-forwarded-for") => h.x_forwarded_for.push(value),
+            15 if name.eq_ignore_ascii_case(b"accept-encoding") => {
+                h.accept_encoding.add_field(value);
+            }
             17 if name.eq_ignore_ascii_case(b"if-modified-since") => {
                 h.if_modified_since = Some(value);
             }

@@ -9,18 +9,28 @@
 //!    for hidden dotfiles), then open beneath the root (404 / 403 / 500).
 //! 4. Directory: `/dir` → 301 with the relative `Location: dir/` (query kept); `/dir/` →
 //!    `index.html`, else the listing when enabled, else 404.
-//! 5. File: preconditions (RFC 9110 §13.2.2, see [`super::conditional`]) → 412 / 304; then
-//!    `Range` on GET, gated by `If-Range` → 206 / multipart 206 / 416; else 200.
+//! 5. Representation: when the file has usable precompressed sidecars (see
+//!    [`crate::fs::sidecar`]), `Accept-Encoding` picks one or the file itself
+//!    ([`super::encoding`]); every response for such a file carries `Vary: Accept-Encoding`.
+//!    Everything after this applies to the selected representation: its ETag, its length.
+//! 6. File: preconditions (RFC 9110 §13.2.2, see [`super::conditional`]) → 412 / 304; then
+//!    `Range` on GET, gated by `If-Range` → 206 / multipart 206 / 416; else 200. An encoded
+//!    representation answers a request for several ranges with the whole 200 (which ranges
+//!    are allowed to do): a multipart body cannot say that its parts, not itself, are encoded.
+//!    For a negotiated file, `If-Range` must carry the representation's entity-tag; a date
+//!    (shared by every representation) never allows the range.
 
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
+use super::encoding::Precompressed;
 use super::lifecycle::Lifecycle;
 use super::probe::{self, Metrics, Probes};
 use super::range::{self, RangeDecision};
 use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
-use crate::fs::cache::{Content, FileCache};
+use crate::fs::cache::{Content, FileCache, Hit, SidecarState};
+use crate::fs::sidecar::{Coding, Found, Sidecar};
 use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
 use std::fs::File;
 use std::io::Write;
@@ -58,6 +68,8 @@ pub struct SiteOptions {
     /// bug's panic costs one connection and nothing else. Never set outside tests.
     #[doc(hidden)]
     pub fault_path: Option<String>,
+    /// Which precompressed sidecars are served, in order of preference.
+    pub precompressed: Precompressed,
 }
 
 impl Default for SiteOptions {
@@ -69,6 +81,7 @@ impl Default for SiteOptions {
             max_head: DEFAULT_MAX_HEAD,
             logging: Logging::Off,
             fault_path: None,
+            precompressed: Precompressed::DEFAULT,
         }
     }
 }
@@ -280,7 +293,6 @@ fn get(
             | PathError::AboveRoot,
         ) => return cx.message(Status::BadRequest),
     };
-    let cc = cache_control(site);
     // The file a hit would be: the path itself, or the index of a directory-form path.
     // Borrowed rather than cloned for the common file-form request: this runs on every GET.
     let index;
@@ -293,23 +305,22 @@ fn get(
     if let Some(cache) = cache.as_deref_mut()
         && let Some(hit) = cache.get(&site.root, file_path)
     {
-        // The header fields of a full 200 are built once per cached file version.
-        let fields = hit.prebuilt.unwrap_or_else(|| {
-            let fields: Rc<[u8]> = full_fields(&hit.meta, cc).into();
-            cache.attach(file_path, Rc::clone(&fields));
-            fields
-        });
-        let source = Source::from(hit.content);
-        return file_response(cx, req, source, &hit.meta, cc, Some(&fields));
+        return cached_response(site, cx, req, cache, file_path, hit);
     }
     // Opened here, served once, and offered to the cache.
-    let mut serve_file = |f: FileEntry, key: &fs::SafePath| {
-        let meta = f.meta;
-        let source = match cache.as_deref_mut() {
-            Some(cache) => Source::from(cache.insert(key, f)),
-            None => Source::File(Rc::new(f.file)),
-        };
-        file_response(cx, req, source, &meta, cc, None)
+    let mut serve_file = |f: FileEntry, key: &fs::SafePath| match cache.as_deref_mut() {
+        Some(cache) => {
+            let meta = f.meta;
+            let content = cache.insert(key, f);
+            let hit = Hit {
+                content,
+                meta,
+                prebuilt: None,
+                sidecars: None,
+            };
+            cached_response(site, cx, req, cache, key, hit)
+        }
+        None => uncached_response(site, cx, req, f, key),
     };
     match site.root.open_entry(&safe) {
         // `/file.txt/` names a directory that is not there.
@@ -325,6 +336,210 @@ fn get(
             Err(e) => open_failure(cx, &e),
         },
         Err(e) => open_failure(cx, &e),
+    }
+}
+
+/// A file served through the worker's cache: its sidecars are looked up once per file version
+/// and kept with it, and the header fields of each representation's full 200 are built once.
+fn cached_response(
+    site: &Site,
+    cx: &Cx<'_>,
+    req: &Request<'_>,
+    cache: &mut FileCache,
+    path: &fs::SafePath,
+    hit: Hit,
+) -> Response {
+    let cc = cache_control(site);
+    let sidecars = match hit.sidecars {
+        None if negotiates(site, path) => {
+            let found = look_up_sidecars(site, path, &hit.meta);
+            Some(cache.attach_sidecars(path, found))
+        }
+        other => other,
+    };
+    let list = sidecars.as_deref().unwrap_or_default();
+    let selected = select(
+        site,
+        req,
+        list.iter().map(|s| (s.coding, Kind::of_cached(&s.state))),
+    );
+    if let Some(coding) = selected.coding {
+        let usable = list.iter().enumerate().find_map(|(i, s)| match &s.state {
+            SidecarState::Usable {
+                content,
+                meta,
+                prebuilt,
+            } if s.coding == coding => Some((i, content.clone(), *meta, prebuilt.clone())),
+            _ => None,
+        });
+        if let Some((index, content, meta, prebuilt)) = usable {
+            let neg = Negotiated {
+                encoding: Some(coding),
+                vary: true,
+            };
+            let fields = prebuilt.unwrap_or_else(|| {
+                let fields: Rc<[u8]> = full_fields(&meta, cc, neg).into();
+                cache.attach_sidecar_fields(path, index, Rc::clone(&fields));
+                fields
+            });
+            let source = Source::from(content);
+            return file_response(cx, req, source, &meta, cc, Some(&fields), neg);
+        }
+    }
+    let neg = Negotiated {
+        encoding: None,
+        vary: selected.vary,
+    };
+    // The header fields of a full 200 are built once per cached file version.
+    let fields = hit.prebuilt.unwrap_or_else(|| {
+        let fields: Rc<[u8]> = full_fields(&hit.meta, cc, neg).into();
+        cache.attach(path, Rc::clone(&fields));
+        fields
+    });
+    let source = Source::from(hit.content);
+    file_response(cx, req, source, &hit.meta, cc, Some(&fields), neg)
+}
+
+/// A file served without a cache (the threaded mode): its sidecars are looked up for this
+/// request. The same decisions as [`cached_response`], so the same head.
+fn uncached_response(
+    site: &Site,
+    cx: &Cx<'_>,
+    req: &Request<'_>,
+    f: FileEntry,
+    path: &fs::SafePath,
+) -> Response {
+    let cc = cache_control(site);
+    let found = if negotiates(site, path) {
+        look_up_sidecars(site, path, &f.meta)
+    } else {
+        Vec::new()
+    };
+    let selected = select(
+        site,
+        req,
+        found.iter().map(|s| (s.coding, Kind::of_found(&s.found))),
+    );
+    let chosen = selected.coding.and_then(|coding| {
+        found.into_iter().find_map(|s| match s.found {
+            Found::Usable(entry) if s.coding == coding => Some((coding, entry)),
+            _ => None,
+        })
+    });
+    match chosen {
+        Some((coding, entry)) => {
+            let neg = Negotiated {
+                encoding: Some(coding),
+                vary: true,
+            };
+            let source = Source::File(Rc::new(entry.file));
+            file_response(cx, req, source, &entry.meta, cc, None, neg)
+        }
+        None => {
+            let neg = Negotiated {
+                encoding: None,
+                vary: selected.vary,
+            };
+            file_response(
+                cx,
+                req,
+                Source::File(Rc::new(f.file)),
+                &f.meta,
+                cc,
+                None,
+                neg,
+            )
+        }
+    }
+}
+
+/// Whether sidecars of `path` are looked for: precompressed serving is on, and `path` is not
+/// itself a sidecar (`/app.js.gz` is served as what it is, `application/gzip`).
+fn negotiates(site: &Site, path: &fs::SafePath) -> bool {
+    !site.options.precompressed.is_off() && !Coding::is_sidecar_name(path)
+}
+
+/// Every configured sidecar of the file `path`, in the configured order.
+fn look_up_sidecars(site: &Site, path: &fs::SafePath, meta: &Meta) -> Vec<Sidecar> {
+    site.options
+        .precompressed
+        .codings()
+        .map(|coding| site.root.open_sidecar(path, meta, coding))
+        .collect()
+}
+
+/// What a sidecar is, for [`select`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Absent,
+    Stale,
+    Usable,
+}
+
+impl Kind {
+    fn of_found(f: &Found) -> Kind {
+        match f {
+            Found::Absent => Kind::Absent,
+            Found::Stale => Kind::Stale,
+            Found::Usable(_) => Kind::Usable,
+        }
+    }
+
+    fn of_cached(s: &SidecarState) -> Kind {
+        match s {
+            SidecarState::Absent => Kind::Absent,
+            SidecarState::Stale => Kind::Stale,
+            SidecarState::Usable { .. } => Kind::Usable,
+        }
+    }
+}
+
+/// The outcome of negotiation for one request.
+struct Selected {
+    /// `None`: the file itself.
+    coding: Option<Coding>,
+    /// The file has at least one usable sidecar, so the response depends on
+    /// `Accept-Encoding`.
+    vary: bool,
+}
+
+/// Picks the representation among `sidecars` (in the configured order) and counts the stale
+/// sidecars passed over.
+fn select(
+    site: &Site,
+    req: &Request<'_>,
+    sidecars: impl Iterator<Item = (Coding, Kind)> + Clone,
+) -> Selected {
+    let mut vary = false;
+    for (_, kind) in sidecars.clone() {
+        match kind {
+            Kind::Usable => vary = true,
+            Kind::Stale => site.metrics().precompressed_stale(),
+            Kind::Absent => {}
+        }
+    }
+    let usable = sidecars.filter_map(|(c, kind)| (kind == Kind::Usable).then_some(c));
+    Selected {
+        coding: req.headers.accept_encoding.choose(usable),
+        vary,
+    }
+}
+
+/// How the representation served differs from a plain file response.
+#[derive(Clone, Copy, Debug, Default)]
+struct Negotiated {
+    /// `Content-Encoding` of the representation (a sidecar), `None` for the file itself.
+    encoding: Option<Coding>,
+    /// Send `Vary: Accept-Encoding`.
+    vary: bool,
+}
+
+impl Negotiated {
+    const VARY: (&str, &[u8]) = ("Vary", b"Accept-Encoding");
+
+    /// The `Vary` field for the error responses of a negotiated file (412, 416).
+    fn extra(&self) -> &'static [(&'static str, &'static [u8])] {
+        if self.vary { &[Negotiated::VARY] } else { &[] }
     }
 }
 
@@ -373,9 +588,15 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
 fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
     let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
     match site.root.open_favicon() {
-        Some(FileEntry { file, meta }) => {
-            file_response(cx, req, Source::File(Rc::new(file)), &meta, cc, None)
-        }
+        Some(FileEntry { file, meta }) => file_response(
+            cx,
+            req,
+            Source::File(Rc::new(file)),
+            &meta,
+            cc,
+            None,
+            Negotiated::default(),
+        ),
         None => file_response(
             cx,
             req,
@@ -383,6 +604,7 @@ fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
             &site.favicon,
             cc,
             None,
+            Negotiated::default(),
         ),
     }
 }
@@ -445,8 +667,9 @@ pub fn clamped_slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
 }
 
 /// The header fields of a full 200 for a file, in the order [`file_response`] writes them:
-/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Content-Type`, `Content-Length`.
-fn full_fields(meta: &Meta, cache_control: Option<&[u8]>) -> Vec<u8> {
+/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), `Content-Type`,
+/// `Content-Encoding` (if encoded), `Content-Length`.
+fn full_fields(meta: &Meta, cache_control: Option<&[u8]>, neg: Negotiated) -> Vec<u8> {
     let mut lm = Vec::with_capacity(32);
     HttpDate::from_unix(meta.last_modified_secs()).write_imf(&mut lm);
     let mut fields = HeadBuilder::fields();
@@ -456,14 +679,20 @@ fn full_fields(meta: &Meta, cache_control: Option<&[u8]>) -> Vec<u8> {
     if let Some(cc) = cache_control {
         fields.header("Cache-Control", cc);
     }
-    fields
-        .content_type(meta.content_type)
-        .content_length(meta.size);
+    if neg.vary {
+        fields.header(Negotiated::VARY.0, Negotiated::VARY.1);
+    }
+    fields.content_type(meta.content_type);
+    if let Some(coding) = neg.encoding {
+        fields.header("Content-Encoding", coding.token().as_bytes());
+    }
+    fields.content_length(meta.size);
     fields.into_fields()
 }
 
-/// The response for a file. `full_200_fields`, when given, is [`full_fields`] for this
-/// file, prebuilt by the caller (a worker's cache keeps it per file version).
+/// The response for a file, or for the representation `neg` says (`meta` and `source` are
+/// then the sidecar's). `full_200_fields`, when given, is [`full_fields`] for it, prebuilt by
+/// the caller (a worker's cache keeps it per file version).
 fn file_response(
     cx: &Cx<'_>,
     req: &Request<'_>,
@@ -471,6 +700,7 @@ fn file_response(
     meta: &Meta,
     cache_control: Option<&[u8]>,
     full_200_fields: Option<&[u8]>,
+    neg: Negotiated,
 ) -> Response {
     let last_modified = HttpDate::from_unix(meta.last_modified_secs());
     let validators = Validators {
@@ -493,6 +723,9 @@ fn file_response(
         if let Some(cc) = cache_control {
             head.header("Cache-Control", cc);
         }
+        if neg.vary {
+            head.header(Negotiated::VARY.0, Negotiated::VARY.1);
+        }
         head
     };
     match conditional::evaluate(&pre, &validators) {
@@ -500,13 +733,26 @@ fn file_response(
             let head = with_validators(Status::NotModified);
             return cx.finish(Status::NotModified, head, Body::Empty);
         }
-        Outcome::PreconditionFailed => return cx.message(Status::PreconditionFailed),
+        Outcome::PreconditionFailed => {
+            return cx.message_with(Status::PreconditionFailed, neg.extra());
+        }
         Outcome::Proceed => {}
     }
+    // A date names no single representation of a negotiated file (they share
+    // `Last-Modified`), so with `Vary` only an entity-tag in `If-Range` can allow a range:
+    // bytes of one coding are never sent to complete another.
+    let if_range_allows = match h.if_range {
+        Some(value) if neg.vary && !value.starts_with(b"\"") => false,
+        _ => conditional::if_range_allows(h.if_range, &validators),
+    };
     let decision = match (req.method, h.range) {
         // RFC 9110 §14.2: range handling is defined for GET only.
-        (Method::Get, Some(range)) if conditional::if_range_allows(h.if_range, &validators) => {
-            range::decide(range, meta.size)
+        (Method::Get, Some(range)) if if_range_allows => {
+            match range::decide(range, meta.size) {
+                // See the module docs: an encoded representation is not split into parts.
+                RangeDecision::Multi(_) if neg.encoding.is_some() => RangeDecision::Full,
+                decision => decision,
+            }
         }
         _ => RangeDecision::Full,
     };
@@ -520,8 +766,11 @@ fn file_response(
                 }
                 None => {
                     let mut head = with_validators(Status::Ok);
-                    head.content_type(meta.content_type)
-                        .content_length(meta.size);
+                    head.content_type(meta.content_type);
+                    if let Some(coding) = neg.encoding {
+                        head.header("Content-Encoding", coding.token().as_bytes());
+                    }
+                    head.content_length(meta.size);
                     head
                 }
             };
@@ -529,8 +778,11 @@ fn file_response(
         }
         RangeDecision::Single(range) => {
             let mut head = with_validators(Status::PartialContent);
-            head.content_type(meta.content_type)
-                .content_range(&range, meta.size)
+            head.content_type(meta.content_type);
+            if let Some(coding) = neg.encoding {
+                head.header("Content-Encoding", coding.token().as_bytes());
+            }
+            head.content_range(&range, meta.size)
                 .content_length(range.end - range.start);
             cx.finish(Status::PartialContent, head, source.body(range))
         }
@@ -549,10 +801,9 @@ fn file_response(
         RangeDecision::Unsatisfiable => {
             let mut unsatisfied = Vec::with_capacity(32);
             let _ = write!(unsatisfied, "bytes */{}", meta.size);
-            cx.message_with(
-                Status::RangeNotSatisfiable,
-                &[("Content-Range", &unsatisfied)],
-            )
+            let mut extra: Vec<(&str, &[u8])> = vec![("Content-Range", &unsatisfied)];
+            extra.extend_from_slice(neg.extra());
+            cx.message_with(Status::RangeNotSatisfiable, &extra)
         }
     }
 }

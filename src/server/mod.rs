@@ -65,6 +65,7 @@ impl Server {
             dotfiles: config.dotfiles,
             cache_control: config.cache_control.clone(),
             max_head: config.max_head,
+            precompressed: config.precompressed,
             logging: if log.is_some() {
                 Logging::On
             } else {

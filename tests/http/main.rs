@@ -16,6 +16,7 @@ mod limits;
 mod methods;
 mod modes;
 mod paths;
+mod precompressed;
 mod proxy;
 mod ranges;
 mod smuggling;
