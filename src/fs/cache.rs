@@ -38,7 +38,7 @@ pub const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
 pub const IN_MEMORY_MAX: u64 = 16 * 1024;
 
 /// Entries per worker; each larger file keeps one descriptor open.
-const MAX_ENTRIES: usize = 1024;
+pub(crate) const MAX_ENTRIES: usize = 1024;
 
 /// Body bytes kept in memory per worker.
 const MAX_MEMORY: usize = 32 * 1024 * 1024;

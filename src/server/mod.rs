@@ -4,6 +4,7 @@
 //! every byte sent is decided by [`crate::http`].
 
 pub(crate) mod accesslog;
+mod fdbudget;
 pub mod listen;
 mod threaded;
 mod uring;
@@ -120,6 +121,7 @@ impl Server {
             source,
         })?;
         check_probes_shadow_nothing(&config, &root)?;
+        let budget = connection_budget(&config);
         let log = config
             .access_log
             .as_ref()
@@ -168,7 +170,7 @@ impl Server {
                 let settings = uring::Settings {
                     header_timeout: config.header_timeout,
                     idle_timeout: config.idle_timeout,
-                    max_conns: config.max_conns,
+                    max_conns: budget.max_conns,
                     grace: config.shutdown_grace,
                     drain_delay: config.drain_delay,
                     large_files: uring::LargeFiles::from_env(),
@@ -183,6 +185,7 @@ impl Server {
                             unix_paths,
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
+                            budget,
                         });
                     }
                     Err(uring::StartFailure::Spawn(e)) => return Err(StartError::Spawn(e)),
@@ -219,7 +222,7 @@ impl Server {
         let settings = threaded::Settings {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
-            max_conns: config.max_conns,
+            max_conns: budget.max_conns,
             drain_delay: config.drain_delay,
         };
         let driver =
@@ -230,9 +233,38 @@ impl Server {
             unix_paths,
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
+            budget,
             detail: "one thread per connection".into(),
         })
     }
+}
+
+/// Raises the soft descriptor limit (`RLIMIT_NOFILE`) to the hard one, as Go's runtime does,
+/// and returns the soft limit now in force. The `ringserve` binary calls it before
+/// [`Server::bind`], which derives the connection cap from the limit; an embedding program
+/// decides for itself.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    crate::sys::rlimit::raise_nofile().map(|l| l.soft)
+}
+
+/// The connection cap: `--max-conns`, or what the soft descriptor limit allows; an explicit
+/// value beyond the limit is clamped with one warning line.
+fn connection_budget(config: &Config) -> fdbudget::Budget {
+    let limit = crate::sys::rlimit::nofile().map_or(u64::MAX, |l| l.soft);
+    let workers = match config.mode {
+        Mode::Uring => config.workers,
+        Mode::Threaded => 1,
+    };
+    let listeners = config.listen_addrs().len() + config.unix_paths().len();
+    let budget = fdbudget::plan(config.max_conns, limit, config.mode, workers, listeners);
+    if let Some(asked) = budget.clamped_from {
+        eprintln!(
+            "ringserve: warning: --max-conns {asked} needs more descriptors than the limit of \
+             {limit} allows; serving at most {} connections",
+            budget.max_conns
+        );
+    }
+    budget
 }
 
 /// A health or status path must not hide a file or directory of the site: refused at start.
@@ -346,6 +378,7 @@ pub struct Handle {
     mode: Mode,
     grace: Duration,
     detail: String,
+    budget: fdbudget::Budget,
 }
 
 impl Handle {
@@ -384,6 +417,17 @@ impl Handle {
 
     /// How the running mode is set up, in a few words (for the start-up line): worker
     /// count and ring flags for the uring mode.
+    /// Connections served at once (`--max-conns`, derived or clamped; see
+    /// [`raise_fd_limit`]).
+    pub fn max_conns(&self) -> usize {
+        self.budget.max_conns
+    }
+
+    /// The soft descriptor limit the connection cap was derived from.
+    pub fn fd_limit(&self) -> u64 {
+        self.budget.limit
+    }
+
     pub fn detail(&self) -> &str {
         &self.detail
     }

@@ -3,4 +3,5 @@
 
 pub mod fs;
 pub mod net;
+pub mod rlimit;
 pub mod signal;
