@@ -13,13 +13,30 @@
 //!   by what it points to, opened with `sys::fs::open_beneath`: one that leaves the root or
 //!   dangles is left out, exactly as the server would answer 404 for it.
 //! - FIFOs, sockets and devices are left out: they are never served.
-//! - Order: directories first, then files; each group sorted by name, byte by byte.
-//! - At most [`MAX_LISTED`] entries are shown and at most [`MAX_SCANNED`] read; past either,
-//!   the page says "listing truncated" and shows the entries read so far (in that case, an
-//!   arbitrary subset of the directory, still sorted).
+//! - Which entries: the first [`MAX_LISTED`] visible names in byte order, chosen while the
+//!   names stream in (a bounded max-heap keeps the smallest; nothing is `stat`ed yet), from at
+//!   most [`MAX_SCANNED`] directory entries. Past either bound the page says "listing
+//!   truncated"; past [`MAX_SCANNED`] the names are the first of those read, not of the whole
+//!   directory. Only the chosen names are described (`lstat`, and symlinks followed), so an
+//!   entry that is left out then (a FIFO, a dangling link) shortens the page instead of
+//!   being replaced.
+//! - Order on the page: directories first, then files; each group by name, byte by byte.
+//! - Cost: reading the names of a 100,000-entry directory takes tens of milliseconds (the
+//!   kernel's `getdents`), too long for a uring worker to spend on every request. So each
+//!   thread keeps the chosen names of its last [`CACHED_DIRS`] directories, keyed by the
+//!   directory's identity and its modification and change times to the nanosecond, which
+//!   every creation, removal or rename of an entry updates; a later request reads no names,
+//!   and describes the chosen ones afresh at most once per [`REVALIDATE_EVERY`] (sizes and
+//!   dates are as fresh as the file cache's), reusing the rows in between. A directory
+//!   changed within the last [`RACY_FOR`] is not cached: its timestamp has the file system's
+//!   tick, so a change in the same tick as the read would go unseen (git's "racily clean").
 
+use super::cache::REVALIDATE_EVERY;
 use super::{Directory, resolve::Dotfiles};
 use crate::sys;
+use crate::sys::fs::EntryKind;
+use std::cell::RefCell;
+use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::fs::Metadata;
 use std::io;
@@ -27,12 +44,20 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
 
-/// Entries shown at most; a page of 10,000 rows is about 1.5 MB, already more than anyone reads.
-pub const MAX_LISTED: usize = 10_000;
+/// Entries shown at most. Each is `lstat`ed on every request (about a microsecond each), and
+/// a page of 1,000 rows is about 150 KB, already more than anyone reads.
+pub const MAX_LISTED: usize = 1_000;
 /// Directory entries read at most, hidden ones included, so a directory of millions of
-/// dotfiles costs no more than this many `readdir` results.
+/// entries costs no more than this many `readdir` results.
 pub const MAX_SCANNED: usize = 100_000;
+/// Directories whose chosen names each thread remembers.
+pub const CACHED_DIRS: usize = 8;
+/// How long after its last change a directory's names are not cached (well above the
+/// timestamp tick of any Linux file system).
+pub const RACY_FOR: Duration = Duration::from_secs(2);
 
 /// Renders the listing of `dir`, whose request path (raw, as the client sent it, without the
 /// query) is `url_path`. Names are HTML-escaped and percent-encoded in links, sorted, with
@@ -51,22 +76,146 @@ struct Row {
     mtime_secs: i64,
 }
 
-/// Reads up to `max_listed` visible entries (and at most `max_scanned` in all), sorted.
-/// Returns whether entries were left unread.
+/// The first visible names of a directory, sorted, and whether any were left out; and their
+/// rows as last described, with when.
+#[derive(Debug)]
+struct Chosen {
+    names: Vec<Vec<u8>>,
+    truncated: bool,
+    described: RefCell<Option<(Instant, Rc<[Row]>)>>,
+}
+
+/// What a cached [`Chosen`] is valid for: the same directory, unchanged, read the same way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Key {
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    dotfiles: Dotfiles,
+    max_listed: usize,
+    max_scanned: usize,
+}
+
+thread_local! {
+    /// Most recent last; at most [`CACHED_DIRS`].
+    static CHOSEN: RefCell<Vec<(Key, Rc<Chosen>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Describes up to `max_listed` visible entries, chosen from at most `max_scanned`, sorted
+/// for the page. Returns whether entries were left out.
 fn read_entries(
     dir: &Directory,
     dotfiles: Dotfiles,
     max_listed: usize,
     max_scanned: usize,
-) -> io::Result<(Vec<Row>, bool)> {
+) -> io::Result<(Rc<[Row]>, bool)> {
+    let chosen = chosen_names(dir, dotfiles, max_listed, max_scanned)?;
+    let now = Instant::now();
+    if let Some((at, rows)) = &*chosen.described.borrow()
+        && now.duration_since(*at) < REVALIDATE_EVERY
+    {
+        return Ok((Rc::clone(rows), chosen.truncated));
+    }
+    let rows: Rc<[Row]> = describe(dir, &chosen.names).into();
+    *chosen.described.borrow_mut() = Some((now, Rc::clone(&rows)));
+    Ok((rows, chosen.truncated))
+}
+
+/// `lstat`s each of `names` (following symlinks that stay beneath `dir`) into rows sorted for
+/// the page; entries that vanished or are never served are left out.
+fn describe(dir: &Directory, names: &[Vec<u8>]) -> Vec<Row> {
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        // An entry that vanished or cannot be described meanwhile is simply left out.
+        let Ok((kind, size, mtime_secs)) = sys::fs::lstat_entry(
+            dir.file().as_fd(),
+            Path::new(std::ffi::OsStr::from_bytes(name)),
+        ) else {
+            continue;
+        };
+        let (is_dir, size, mtime_secs) = match kind {
+            EntryKind::File => (false, size, mtime_secs),
+            EntryKind::Dir => (true, size, mtime_secs),
+            EntryKind::Symlink => match follow_beneath(dir, name) {
+                Some(meta) if meta.is_dir() || meta.is_file() => {
+                    (meta.is_dir(), meta.len(), meta.mtime())
+                }
+                _ => continue,
+            },
+            // SECURITY: only what the server would serve is listed; FIFOs, sockets and
+            // devices are not.
+            EntryKind::Other => continue,
+        };
+        rows.push(Row {
+            name: name.clone(),
+            is_dir,
+            size,
+            mtime_secs,
+        });
+    }
+    // Directories first, then by name, byte order (the names are sorted already).
+    rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    rows
+}
+
+/// The chosen names of `dir`: from this thread's cache while the directory is unchanged,
+/// else read (and cached unless it changed moments ago).
+fn chosen_names(
+    dir: &Directory,
+    dotfiles: Dotfiles,
+    max_listed: usize,
+    max_scanned: usize,
+) -> io::Result<Rc<Chosen>> {
+    let meta = dir.file().metadata()?;
+    let key = Key {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+        dotfiles,
+        max_listed,
+        max_scanned,
+    };
+    let hit = CHOSEN.with_borrow(|c| c.iter().find(|(k, _)| *k == key).map(|(_, v)| Rc::clone(v)));
+    if let Some(chosen) = hit {
+        return Ok(chosen);
+    }
+    let chosen = Rc::new(choose(dir, dotfiles, max_listed, max_scanned)?);
+    let settled = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age >= RACY_FOR);
+    if settled {
+        CHOSEN.with_borrow_mut(|c| {
+            c.retain(|(k, _)| (k.dev, k.ino) != (key.dev, key.ino));
+            if c.len() >= CACHED_DIRS {
+                c.remove(0);
+            }
+            c.push((key, Rc::clone(&chosen)));
+        });
+    }
+    Ok(chosen)
+}
+
+/// Streams the names of `dir` and keeps the `max_listed` smallest visible ones.
+fn choose(
+    dir: &Directory,
+    dotfiles: Dotfiles,
+    max_listed: usize,
+    max_scanned: usize,
+) -> io::Result<Chosen> {
     let fd = dir.file().as_raw_fd();
     // SECURITY: the magic link names the directory that is already open (and was opened
     // beneath the root); no path from the root is looked up again.
     let mut read_dir = std::fs::read_dir(format!("/proc/self/fd/{fd}"))?;
-    let mut rows = Vec::new();
+    // A max-heap: its top is the largest name kept, the first to go when a smaller one comes.
+    let mut heap: BinaryHeap<Vec<u8>> = BinaryHeap::with_capacity(max_listed.min(4096) + 1);
     let mut scanned = 0;
+    let mut left_out = false;
     let truncated = loop {
-        if rows.len() >= max_listed || scanned >= max_scanned {
+        if scanned >= max_scanned {
             break read_dir.next().is_some();
         }
         let Some(entry) = read_dir.next() else {
@@ -83,36 +232,21 @@ fn read_entries(
         if dotfiles == Dotfiles::Hidden && name.first() == Some(&b'.') {
             continue;
         }
-        // An entry that vanished or cannot be described meanwhile is simply left out.
-        let Ok(file_type) = entry.file_type() else {
-            continue;
-        };
-        let meta = if file_type.is_symlink() {
-            match follow_beneath(dir, name) {
-                Some(meta) => meta,
-                None => continue,
-            }
+        if heap.len() < max_listed {
+            heap.push(name.to_vec());
+        } else if heap.peek().is_some_and(|largest| name < largest.as_slice()) {
+            heap.pop();
+            heap.push(name.to_vec());
+            left_out = true;
         } else {
-            match entry.metadata() {
-                Ok(meta) => meta,
-                Err(_) => continue,
-            }
-        };
-        // SECURITY: only what the server would serve is listed; FIFOs, sockets and devices
-        // are not.
-        if !meta.is_dir() && !meta.is_file() {
-            continue;
+            left_out = true;
         }
-        rows.push(Row {
-            name: name.to_vec(),
-            is_dir: meta.is_dir(),
-            size: meta.len(),
-            mtime_secs: meta.mtime(),
-        });
     };
-    // Directories first, then by name, byte order.
-    rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
-    Ok((rows, truncated))
+    Ok(Chosen {
+        names: heap.into_sorted_vec(),
+        truncated: truncated || left_out,
+        described: RefCell::new(None),
+    })
 }
 
 /// Describes what the symlink `name` in `dir` points to, if it stays beneath `dir`.
@@ -450,6 +584,71 @@ mod tests {
         assert!(html.contains("listing truncated"), "{html}");
         let (rows, truncated) = read_entries(&dir, Dotfiles::Hidden, 1000, 1000).expect("read");
         assert_eq!((rows.len(), truncated), (10, false));
+    }
+
+    #[test]
+    fn the_first_names_in_byte_order_are_listed_not_an_arbitrary_subset() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // Created in a scrambled order, so directory order is not name order.
+        for i in 0..500u32 {
+            let n = (i * 7919) % 500;
+            fs::write(tmp.path().join(format!("f{n:03}")), b"").expect("write");
+        }
+        fs::create_dir(tmp.path().join("zdir")).expect("mkdir");
+        fs::write(tmp.path().join(".hidden"), b"").expect("write");
+        let dir = open(tmp.path());
+        let (rows, truncated) = read_entries(&dir, Dotfiles::Hidden, 10, 10_000).expect("read");
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.name).into_owned())
+            .collect();
+        let want: Vec<String> = (0..10).map(|n| format!("f{n:03}")).collect();
+        assert_eq!(names, want);
+        assert!(truncated);
+        // Dotfiles served: `.hidden` sorts first (b'.' < b'f'); `zdir` is never among the
+        // first 10, so it is not listed even though directories come first on the page.
+        let (rows, _) = read_entries(&dir, Dotfiles::Served, 3, 10_000).expect("read");
+        let names: Vec<&[u8]> = rows.iter().map(|r| r.name.as_slice()).collect();
+        assert_eq!(names, [&b".hidden"[..], b"f000", b"f001"]);
+        // All of them: directories first, then every file in order.
+        let (rows, truncated) = read_entries(&dir, Dotfiles::Hidden, 1000, 10_000).expect("read");
+        assert!(!truncated);
+        assert_eq!(rows.len(), 501);
+        assert_eq!(rows[0].name, b"zdir");
+        assert!(rows[1..].windows(2).all(|w| w[0].name < w[1].name));
+    }
+
+    #[test]
+    fn chosen_names_are_reused_until_the_directory_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join("a"), b"1").expect("write");
+        let settle = |p: &Path| {
+            let old = SystemTime::now() - Duration::from_secs(60);
+            fs::File::open(p)
+                .expect("open dir")
+                .set_modified(old)
+                .expect("set mtime");
+        };
+        settle(tmp.path());
+        let dir = open(tmp.path());
+        let first = chosen_names(&dir, Dotfiles::Hidden, 10, 100).expect("read");
+        let again = chosen_names(&dir, Dotfiles::Hidden, 10, 100).expect("read");
+        assert!(
+            Rc::ptr_eq(&first, &again),
+            "an unchanged directory is not read again"
+        );
+        // Sizes are read on every request, cached names or not.
+        fs::write(tmp.path().join("a"), b"12345").expect("write");
+        settle(tmp.path());
+        let (rows, _) = read_entries(&dir, Dotfiles::Hidden, 10, 100).expect("read");
+        assert_eq!(rows[0].size, 5);
+        // A new entry changes the directory's times: read again.
+        fs::write(tmp.path().join("b"), b"").expect("write");
+        let fresh = chosen_names(&dir, Dotfiles::Hidden, 10, 100).expect("read");
+        assert_eq!(fresh.names, [b"a".to_vec(), b"b".to_vec()]);
+        // Changed just now: not cached (a change in the same timestamp tick would be missed).
+        let next = chosen_names(&dir, Dotfiles::Hidden, 10, 100).expect("read");
+        assert!(!Rc::ptr_eq(&fresh, &next));
     }
 
     #[test]
