@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
-# serving the demo site, the embedding example, and a real nginx in front of three origins
-# (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
+# serving the demo site, the embedding example, a 15 s soak per I/O mode (scripts/soak.sh), and
+# a real nginx in front of three origins (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
 set -euo pipefail
 
 usage() {
@@ -160,6 +160,10 @@ grep -q '^embed: stopped (request count reached) after 2 responses$' "$smoke_dir
     exit 1
 }
 cat "$smoke_dir/embed.out"
+
+step "soak: 15 s per mode of hostile traffic against the release build (scripts/soak.sh)"
+need python3 python3
+scripts/soak.sh --seconds 15
 
 step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
 scripts/proxy/test.sh
