@@ -2,7 +2,8 @@
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
 # serving the demo site, the embedding example, a 15 s soak per I/O mode (scripts/soak.sh), and
-# a real nginx in front of three origins (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
+# a real nginx in front of three origins (scripts/proxy/test.sh; installs nginx when missing).
+# Stops at the first failing step.
 set -euo pipefail
 
 usage() {
