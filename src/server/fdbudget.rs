@@ -7,7 +7,7 @@
 //! ```text
 //! reserve   = 32                               process-wide: stdio, root dir, access log, …
 //!           + workers × (listeners + 4)        each worker's listeners, ring, waker pair
-//!           + uring: min(workers × 1024, limit / 4)   descriptors the file caches keep open
+//!           + uring: workers × min(1024, limit / 4 / workers)   the file caches' descriptors
 //! max_conns = (limit − reserve) / 2            a socket + the file its response is sending
 //! default   = min(max_conns, 65 536)
 //! ```
@@ -19,9 +19,9 @@
 //! accepting backs off without spinning.
 //!
 //! The file caches may keep up to 1024 descriptors per uring worker. On a tight limit they
-//! are granted at most a quarter of it, so that a limit of 1024 still serves a few hundred
-//! connections; a cache that then meets `EMFILE` on open answers that request with an error,
-//! and later ones recover as entries are evicted.
+//! are granted at most a quarter of it, shared among the workers ([`Budget::cache_files`],
+//! which each worker's cache is built with), so that a limit of 1024 still serves a few
+//! hundred connections.
 //!
 //! The default stops at 65 536 although a high hard limit (524 288 under systemd) allows
 //! more: in the threaded mode every connection is a thread, and past this many a machine
@@ -49,6 +49,16 @@ pub struct Budget {
     pub max_conns: usize,
     /// An explicit `--max-conns` larger than the limit allows, and clamped.
     pub clamped_from: Option<usize>,
+    /// Descriptors each uring worker's file cache may keep open.
+    pub cache_files: usize,
+}
+
+/// Descriptors each of `workers` file caches may keep open under `limit`.
+fn cache_files(limit: u64, workers: usize) -> usize {
+    let share = limit / 4 / (workers.max(1) as u64);
+    usize::try_from(share)
+        .unwrap_or(usize::MAX)
+        .min(MAX_ENTRIES)
 }
 
 /// The most connections `limit` descriptors serve with `workers` workers of `listeners`
@@ -56,7 +66,7 @@ pub struct Budget {
 pub fn allowed(limit: u64, mode: Mode, workers: usize, listeners: usize) -> usize {
     let workers = workers as u64;
     let caches = match mode {
-        Mode::Uring => (workers * MAX_ENTRIES as u64).min(limit / 4),
+        Mode::Uring => workers * cache_files(limit, workers as usize) as u64,
         Mode::Threaded => 0,
     };
     let reserve = BASE_RESERVE + workers * (listeners as u64 + PER_WORKER) + caches;
@@ -73,21 +83,25 @@ pub fn plan(
     listeners: usize,
 ) -> Budget {
     let most = allowed(limit, mode, workers, listeners);
+    let cache_files = cache_files(limit, workers);
     match requested {
         None => Budget {
             limit,
             max_conns: most.min(DEFAULT_CEILING),
             clamped_from: None,
+            cache_files,
         },
         Some(n) if n > most => Budget {
             limit,
             max_conns: most,
             clamped_from: Some(n),
+            cache_files,
         },
         Some(n) => Budget {
             limit,
             max_conns: n,
             clamped_from: None,
+            cache_files,
         },
     }
 }
@@ -104,6 +118,11 @@ mod tests {
         assert_eq!(allowed(20_000, Mode::Threaded, 1, 1), 9981);
         // A soft limit of 1024: the caches get a quarter, a few hundred connections remain.
         assert_eq!(allowed(1024, Mode::Uring, 2, 1), (1024 - 32 - 10 - 256) / 2);
+        assert_eq!(plan(None, 1024, Mode::Uring, 2, 1).cache_files, 128);
+        assert_eq!(
+            plan(None, 1 << 20, Mode::Uring, 2, 1).cache_files,
+            MAX_ENTRIES
+        );
         // Nothing left: still one.
         assert_eq!(allowed(10, Mode::Threaded, 1, 1), 1);
     }

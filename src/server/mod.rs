@@ -175,6 +175,7 @@ impl Server {
                     drain_delay: config.drain_delay,
                     large_files: uring::LargeFiles::from_env(),
                     sq_entries: uring::SQ_ENTRIES,
+                    cache_files: budget.cache_files,
                 };
                 match uring::Uring::start(bound.per_worker, shared, settings) {
                     Ok(driver) => {

@@ -255,6 +255,8 @@ pub struct Settings {
     pub large_files: LargeFiles,
     /// Submission queue size ([`SQ_ENTRIES`]; tests make it tiny to exercise a full queue).
     pub sq_entries: u32,
+    /// Descriptors the file cache may keep open (`server::fdbudget`).
+    pub cache_files: usize,
 }
 
 /// What a worker reports once its ring is set up (or why it could not be).
@@ -337,7 +339,7 @@ impl Worker {
             date: DateCache::new(SystemTime::now()),
             now,
             pool: Vec::new(),
-            cache: FileCache::new(),
+            cache: FileCache::with_max_files(settings.cache_files),
             backlog: VecDeque::new(),
             rearm: Vec::new(),
             recvs_outstanding: 0,
@@ -1497,6 +1499,7 @@ mod tests {
             drain_delay: Duration::ZERO,
             large_files: LargeFiles::Sendfile,
             sq_entries: 4,
+            cache_files: 16,
         };
         let (_waker, wake) = UnixStream::pair().unwrap();
         let (mut worker, _) = match Worker::new(0, shared, settings, Vec::new(), wake) {
