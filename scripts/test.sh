@@ -2,9 +2,9 @@
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
 # serving the demo site, the embedding example, a differential test of the request parser
-# against h11 (scripts/h11_diff.py; installs h11 into a venv when missing), and a real nginx in
-# front of three origins (scripts/proxy/test.sh; installs nginx when missing). Stops at the
-# first failing step.
+# against h11 (scripts/h11_diff.py; installs h11 into a venv when missing), a 15 s soak per I/O
+# mode (scripts/soak.sh), and a real nginx in front of three origins (scripts/proxy/test.sh;
+# installs nginx when missing). Stops at the first failing step.
 set -euo pipefail
 
 usage() {
@@ -227,6 +227,10 @@ if ! "$h11_venv/bin/python" -c 'import h11' 2>/dev/null; then
 fi
 cargo build --quiet --example parse_verdict
 "$h11_venv/bin/python" scripts/h11_diff.py --verdict target/debug/examples/parse_verdict
+
+step "soak: 15 s per mode of hostile traffic against the release build (scripts/soak.sh)"
+need python3 python3
+scripts/soak.sh --seconds 15
 
 step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
 scripts/proxy/test.sh

@@ -116,7 +116,8 @@ pub struct Config {
     pub(crate) access_log: Option<AccessLog>,
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
-    pub(crate) max_conns: usize,
+    /// `None`: derived from the descriptor limit at start (`server::fdbudget`).
+    pub(crate) max_conns: Option<usize>,
     pub(crate) max_head: usize,
     pub(crate) cache_control: Option<String>,
     pub(crate) shutdown_grace: Duration,
@@ -131,8 +132,8 @@ pub struct Config {
 impl Config {
     /// Serves `root` with the defaults: 127.0.0.1:8080, uring mode, one worker per available
     /// core, no listing, dotfiles hidden, no access log, 10 s header timeout, 60 s idle
-    /// timeout, 1024 connections, 8 KiB heads, 10 s shutdown grace, precompressed sidecars
-    /// served in the order br, zstd, gzip.
+    /// timeout, as many connections as the descriptor limit allows (at most 65,536), 8 KiB
+    /// heads, 10 s shutdown grace, precompressed sidecars served in the order br, zstd, gzip.
     pub fn new(root: impl Into<PathBuf>) -> Config {
         Config {
             root: root.into(),
@@ -145,7 +146,7 @@ impl Config {
             access_log: None,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            max_conns: 1024,
+            max_conns: None,
             max_head: DEFAULT_MAX_HEAD,
             cache_control: None,
             shutdown_grace: Duration::from_secs(10),
@@ -259,9 +260,10 @@ impl Config {
         self
     }
 
-    /// Connections served at once; beyond it a new connection gets 503 and is closed.
+    /// Connections served at once; beyond it a new connection gets 503 and is closed. A
+    /// value above what the descriptor limit allows is clamped with one warning line.
     pub fn max_conns(mut self, n: usize) -> Config {
-        self.max_conns = n;
+        self.max_conns = Some(n);
         self
     }
 
@@ -326,7 +328,7 @@ impl Config {
         if self.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
-        if self.max_conns == 0 {
+        if self.max_conns == Some(0) {
             return Err("--max-conns must be at least 1".into());
         }
         // Below this not even a plain browser request fits.

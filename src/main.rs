@@ -77,9 +77,10 @@ struct Cli {
     #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive_seconds)]
     idle_timeout: f64,
 
-    /// Connections served at once; more get 503.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
-    max_conns: u32,
+    /// Connections served at once; more get 503 [default: what the descriptor limit allows,
+    /// at most 65536; a larger value is clamped to that, with a warning].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: Option<u32>,
 
     /// Cache-Control value for files, e.g. "public, max-age=3600".
     #[arg(long, value_name = "VALUE")]
@@ -140,7 +141,6 @@ impl Cli {
             })
             .header_timeout(Duration::from_secs_f64(self.header_timeout))
             .idle_timeout(Duration::from_secs_f64(self.idle_timeout))
-            .max_conns(self.max_conns as usize)
             .max_head(self.max_head as usize)
             .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace))
             .drain_delay(Duration::from_secs_f64(self.drain_delay))
@@ -161,6 +161,9 @@ impl Cli {
         }
         if let Some(p) = self.status_path {
             config = config.status_path(p);
+        }
+        if let Some(n) = self.max_conns {
+            config = config.max_conns(n as usize);
         }
         if let Some(n) = self.workers {
             config = config.workers(usize::from(n));
@@ -211,6 +214,9 @@ fn main() -> ExitCode {
         eprintln!("ringserve: bug in {name}{at}: {what}");
     }));
     let config = Cli::parse().into_config();
+    // Soft descriptor limit up to the hard one, before the connection cap is derived from it.
+    // A failure leaves the limit as it was, and the start-up line shows the cap it allows.
+    let _ = ringserve::raise_fd_limit();
     let handle = match Server::bind(config) {
         Ok(h) => h,
         Err(e) => {
@@ -230,11 +236,13 @@ fn main() -> ExitCode {
             .map(|p| format!("unix:{}", p.display())),
     );
     eprintln!(
-        "ringserve: serving {} at {} (mode {}, {})",
+        "ringserve: serving {} at {} (mode {}, {}, up to {} connections with {} descriptors)",
         handle.root_path().display(),
         places[0],
         handle.mode(),
-        handle.detail()
+        handle.detail(),
+        handle.max_conns(),
+        handle.fd_limit()
     );
     for extra in &places[1..] {
         eprintln!("ringserve: also listening at {extra}");

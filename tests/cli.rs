@@ -737,3 +737,192 @@ fn crate_online_cpus() -> usize {
     // SAFETY: sysconf reads a system constant.
     usize::try_from(unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }).unwrap_or(1)
 }
+
+/// Sets the child's descriptor limits between fork and exec.
+fn with_nofile(cmd: &mut Command, soft: u64, hard: u64) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and makes one setrlimit call on
+    // a local that lives for its duration.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The hard descriptor limit of this test process (the child's may only be lowered from it).
+fn hard_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a live local of the type getrlimit writes.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
+    assert_eq!(rc, 0);
+    lim.rlim_max
+}
+
+#[test]
+fn a_low_soft_limit_is_raised_to_the_hard_one_and_the_cap_derived_from_it() {
+    let hard = hard_nofile().min(4096);
+    assert!(
+        hard > 256,
+        "this test needs a hard limit above 256, not {hard}"
+    );
+    let (_dir, root) = site_with_index("<p>fds</p>\n");
+    let child = Child::spawn(with_nofile(
+        ringserve()
+            .args(["--listen", "127.0.0.1:0", "--mode", "threaded"])
+            .arg(&root),
+        256,
+        hard,
+    ));
+    let line = child.startup_line();
+    // (hard − 32 − (1 listener + 4)) / 2: the formula of src/server/fdbudget.rs.
+    let cap = (hard - 37) / 2;
+    assert!(
+        line.ends_with(&format!(
+            ", up to {cap} connections with {hard} descriptors)"
+        )),
+        "{line}"
+    );
+    let addr = parse_startup(&line, &root);
+    assert!(http_get(addr, "/").ends_with(b"<p>fds</p>\n"));
+}
+
+#[test]
+fn a_max_conns_beyond_the_hard_limit_is_clamped_with_one_warning() {
+    let (_dir, root) = site_with_index("<p>fds</p>\n");
+    for (mode, workers, reserve) in [("threaded", "1", 37), ("uring", "2", 32 + 2 * 5 + 64)] {
+        let child = Child::spawn(with_nofile(
+            ringserve()
+                .args(["--listen", "127.0.0.1:0", "--max-conns", "5000"])
+                .args(["--mode", mode, "--workers", workers])
+                .arg(&root),
+            256,
+            256,
+        ));
+        let deadline = Instant::now() + TIMEOUT;
+        let mut before = Vec::new();
+        let line = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match child.stderr.recv_timeout(left) {
+                Ok(l) if l.starts_with("ringserve: serving ") => break l,
+                Ok(l) => before.push(l),
+                Err(_) => panic!("{mode}: no start-up line; stderr {before:?}"),
+            }
+        };
+        if !line.contains("(mode uring") && mode == "uring" {
+            eprintln!("skipped: the uring half: io_uring is unavailable here ({before:?})");
+            continue;
+        }
+        let cap = (256 - reserve) / 2;
+        assert_eq!(
+            before,
+            [format!(
+                "ringserve: warning: --max-conns 5000 needs more descriptors than the limit of \
+                 256 allows; serving at most {cap} connections"
+            )],
+            "{mode}"
+        );
+        assert!(
+            line.ends_with(&format!(", up to {cap} connections with 256 descriptors)")),
+            "{mode}: {line}"
+        );
+        let addr = parse_startup(&line, &root);
+        assert!(http_get(addr, "/").ends_with(b"<p>fds</p>\n"));
+    }
+}
+
+/// Accept meets EMFILE: the server's soft limit is lowered (prlimit) to 3 descriptors above
+/// what it holds once started, below what its connection cap was derived from, and 100 idle
+/// connections arrive. Accepting backs off (its error logged at most once a second, not once
+/// per try) and, once the flood leaves, a fresh client is served.
+///
+/// Threaded mode only: an io_uring accept takes the descriptor limit in force when it was
+/// armed (the kernel reads it when the request is prepared), so lowering the limit of a running
+/// uring server does not reach its multishot accept, and a limit low at start is covered by
+/// the connection cap derived from it (`a_max_conns_beyond_the_hard_limit_is_clamped…`).
+#[test]
+fn accept_at_the_descriptor_limit_backs_off_and_recovers() {
+    let (_dir, root) = site_with_index("<p>fds</p>\n");
+    {
+        let mode = "threaded";
+        let child = Child::spawn(with_nofile(
+            ringserve()
+                .args(["--listen", "127.0.0.1:0", "--mode", mode, "--workers", "1"])
+                .arg(&root),
+            256,
+            256,
+        ));
+        let addr = parse_startup(&child.startup_line(), &root);
+        let pid = libc::pid_t::try_from(child.child.id()).unwrap();
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count() as u64;
+        let lowered = libc::rlimit {
+            rlim_cur: open + 3,
+            rlim_max: 256,
+        };
+        // SAFETY: `lowered` lives for the call; the old limits are not asked for (null).
+        let rc = unsafe {
+            libc::prlimit(
+                pid,
+                libc::RLIMIT_NOFILE,
+                &raw const lowered,
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+        let flood: Vec<TcpStream> = (0..100)
+            .filter_map(|_| TcpStream::connect_timeout(&addr, TIMEOUT).ok())
+            .collect();
+        assert_eq!(
+            flood.len(),
+            100,
+            "{mode}: not every flood connection connected"
+        );
+        // Wait (bounded) for the proof that accept met the limit: its rate-limited log line.
+        let deadline = Instant::now() + TIMEOUT;
+        let mut logged = Vec::new();
+        while !logged
+            .iter()
+            .any(|l: &String| l.contains("Too many open files"))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match child.stderr.recv_timeout(left) {
+                Ok(l) => logged.push(l),
+                Err(_) => panic!("{mode}: accept never met EMFILE; stderr {logged:?}"),
+            }
+        }
+        drop(flood);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let served = loop {
+            let reply = TcpStream::connect_timeout(&addr, TIMEOUT)
+                .ok()
+                .map(|s| {
+                    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+                    get_over(s, "/")
+                })
+                .unwrap_or_default();
+            if reply.starts_with(b"HTTP/1.1 200 OK\r\n") || Instant::now() > deadline {
+                break reply;
+            }
+            thread::sleep(Duration::from_millis(50));
+        };
+        assert!(served.ends_with(b"<p>fds</p>\n"), "{mode}: {served:?}");
+        logged.extend(child.stderr.try_iter());
+        assert!(
+            logged.len() <= 15,
+            "{mode}: accept errors logged {} times: {logged:?}",
+            logged.len()
+        );
+    }
+}

@@ -45,8 +45,9 @@ pub const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
 /// Bodies up to this size are kept in memory (and sent without touching the file).
 pub const IN_MEMORY_MAX: u64 = 16 * 1024;
 
-/// Entries per worker; each larger file keeps one descriptor open.
-const MAX_ENTRIES: usize = 1024;
+/// Entries per worker; each larger file keeps one descriptor open (fewer with
+/// [`FileCache::with_max_files`], when the descriptor limit is tight).
+pub(crate) const MAX_ENTRIES: usize = 1024;
 
 /// Body bytes kept in memory per worker.
 const MAX_MEMORY: usize = 32 * 1024 * 1024;
@@ -96,6 +97,9 @@ pub struct CacheStats {
 pub struct FileCache {
     entries: HashMap<Box<[u8]>, Entry, BuildHasherDefault<Fnv>>,
     memory: usize,
+    /// Entries holding an open descriptor ([`Content::File`]), and their bound.
+    files: usize,
+    max_files: usize,
     now: Instant,
     stats: CacheStats,
 }
@@ -108,9 +112,17 @@ impl Default for FileCache {
 
 impl FileCache {
     pub fn new() -> FileCache {
+        FileCache::with_max_files(MAX_ENTRIES)
+    }
+
+    /// A cache that keeps at most `max_files` descriptors open (its share of the descriptor
+    /// budget, `server::fdbudget`); small files in memory hold none and are not counted.
+    pub fn with_max_files(max_files: usize) -> FileCache {
         FileCache {
             entries: HashMap::default(),
             memory: 0,
+            files: 0,
+            max_files,
             now: Instant::now(),
             stats: CacheStats::default(),
         }
@@ -205,20 +217,23 @@ impl FileCache {
         } else {
             Content::File(Rc::new(file))
         };
-        let bytes = match &content {
-            Content::Memory(b) => b.len(),
-            Content::File(_) => 0,
+        let (bytes, files) = match &content {
+            Content::Memory(b) => (b.len(), 0),
+            Content::File(_) => (0, 1),
         };
         while !self.entries.is_empty()
-            && (self.entries.len() >= MAX_ENTRIES || self.memory + bytes > MAX_MEMORY)
+            && (self.entries.len() >= MAX_ENTRIES
+                || self.memory + bytes > MAX_MEMORY
+                || self.files + files > self.max_files)
         {
             self.evict_one();
         }
-        if bytes > MAX_MEMORY {
+        if bytes > MAX_MEMORY || self.files + files > self.max_files {
             return content;
         }
         let key: Box<[u8]> = path.rel().as_os_str().as_bytes().into();
         self.memory += bytes;
+        self.files += files;
         let new = Entry {
             meta,
             content: content.clone(),
@@ -243,8 +258,9 @@ impl FileCache {
     }
 
     fn forget(&mut self, old: &Entry) {
-        if let Content::Memory(b) = &old.content {
-            self.memory -= b.len();
+        match &old.content {
+            Content::Memory(b) => self.memory -= b.len(),
+            Content::File(_) => self.files -= 1,
         }
         self.memory -= old.sidecars.as_deref().map_or(0, sidecar_memory);
     }
@@ -463,6 +479,44 @@ mod tests {
         ));
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.stats(), CacheStats { hits: 2, misses: 1 });
+    }
+
+    #[test]
+    fn open_descriptors_stay_within_the_budget() {
+        let (dir, root) = setup();
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("l{i}.bin")), vec![2u8; 20_000]).unwrap();
+        }
+        let mut cache = FileCache::with_max_files(2);
+        let small = path("/small.txt");
+        cache.insert(&small, open(&root, &small));
+        for i in 0..5 {
+            let p = path(&format!("/l{i}.bin"));
+            assert!(matches!(
+                cache.insert(&p, open(&root, &p)),
+                Content::File(_)
+            ));
+            assert!(cache.files <= 2, "{} descriptors cached", cache.files);
+        }
+        let open_entries = cache
+            .entries
+            .values()
+            .filter(|e| matches!(e.content, Content::File(_)))
+            .count();
+        assert_eq!(open_entries, cache.files);
+        // No budget: large files are served but never kept open.
+        let mut none = FileCache::with_max_files(0);
+        let large = path("/large.bin");
+        assert!(matches!(
+            none.insert(&large, open(&root, &large)),
+            Content::File(_)
+        ));
+        assert!(none.is_empty());
+        assert!(matches!(
+            none.insert(&small, open(&root, &small)),
+            Content::Memory(_)
+        ));
+        assert_eq!(none.len(), 1);
     }
 
     #[test]

@@ -13,13 +13,34 @@
 //!   by what it points to, opened with `sys::fs::open_beneath`: one that leaves the root or
 //!   dangles is left out, exactly as the server would answer 404 for it.
 //! - FIFOs, sockets and devices are left out: they are never served.
-//! - Order: directories first, then files; each group sorted by name, byte by byte.
-//! - At most [`MAX_LISTED`] entries are shown and at most [`MAX_SCANNED`] read; past either,
-//!   the page says "listing truncated" and shows the entries read so far (in that case, an
-//!   arbitrary subset of the directory, still sorted).
+//! - Which entries: the first [`MAX_LISTED`] visible names in byte order, chosen while the
+//!   names stream in (a bounded max-heap keeps the smallest; nothing is `stat`ed yet), from at
+//!   most [`MAX_SCANNED`] directory entries. Past either bound the page says "listing
+//!   truncated"; past [`MAX_SCANNED`] the names are the first of those read, not of the whole
+//!   directory. Only the chosen names are described (`lstat`, and symlinks followed), so an
+//!   entry that is left out then (a FIFO, a dangling link) shortens the page instead of
+//!   being replaced.
+//! - Order on the page: directories first, then files; each group by name, byte by byte.
+//! - Cost: reading the names of a 100,000-entry directory takes 0.1–0.2 s (the kernel's
+//!   `getdents`), far too long for a uring worker, whose other connections would wait. So:
+//!   - Results are kept, process-wide, for the last [`CACHED_DIRS`] directories, keyed by the
+//!     directory's identity and its modification and change times to the nanosecond (which
+//!     every creation, removal or rename of an entry updates). The rows' sizes and dates are
+//!     described afresh once they are [`REVALIDATE_EVERY`] old, as fresh as the file cache's.
+//!   - A directory small enough to read at once (`st_size` at most [`INLINE_MAX_BYTES`]) is
+//!     read by the caller. A larger one is read, and later re-described, by a helper thread
+//!     (at most [`MAX_HELPERS`] at once); the caller waits at most [`HELPER_WAIT`] and then
+//!     answers [`ListingError::NotYet`] (the core sends 503 with `Retry-After: 1`), or the
+//!     previous rows while they are being re-described.
+//!   - A result read while the directory had changed within the last [`RACY_FOR`] is reused
+//!     for [`REVALIDATE_EVERY`] only: its timestamp has the file system's tick, so a change in
+//!     the same tick as the read would otherwise go unseen (git's "racily clean").
 
+use super::cache::REVALIDATE_EVERY;
 use super::{Directory, resolve::Dotfiles};
 use crate::sys;
+use crate::sys::fs::EntryKind;
+use std::collections::BinaryHeap;
 use std::fmt::Write as _;
 use std::fs::Metadata;
 use std::io;
@@ -27,19 +48,55 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Entries shown at most; a page of 10,000 rows is about 1.5 MB, already more than anyone reads.
-pub const MAX_LISTED: usize = 10_000;
+/// Entries shown at most. Each is `lstat`ed on every request (about a microsecond each), and
+/// a page of 1,000 rows is about 150 KB, already more than anyone reads.
+pub const MAX_LISTED: usize = 1_000;
 /// Directory entries read at most, hidden ones included, so a directory of millions of
-/// dotfiles costs no more than this many `readdir` results.
+/// entries costs no more than this many `readdir` results.
 pub const MAX_SCANNED: usize = 100_000;
+/// Directories whose listings are kept (process-wide).
+pub const CACHED_DIRS: usize = 8;
+/// Directories up to this `st_size` are read by the caller: at most a few hundred entries on
+/// ext4 (4 KiB blocks of ~32-byte entries), about 800 on tmpfs (20 bytes per entry), read and
+/// described within a millisecond or two.
+pub const INLINE_MAX_BYTES: u64 = 16 * 1024;
+/// How long a caller waits for a helper's reading before answering "not yet".
+pub const HELPER_WAIT: Duration = Duration::from_millis(2);
+/// Helper threads reading directories at once; past this, "not yet" without starting one.
+pub const MAX_HELPERS: usize = 4;
+/// How long after its last change a directory's names are not cached (well above the
+/// timestamp tick of any Linux file system).
+pub const RACY_FOR: Duration = Duration::from_secs(2);
+
+/// Why a listing cannot be rendered now.
+#[derive(Debug)]
+pub enum ListingError {
+    /// A helper thread is still reading this large directory (or too many are busy): try
+    /// again in a moment.
+    NotYet,
+    Io(io::Error),
+}
 
 /// Renders the listing of `dir`, whose request path (raw, as the client sent it, without the
 /// query) is `url_path`. Names are HTML-escaped and percent-encoded in links, sorted, with
 /// size and mtime; dotfiles appear only when served.
-pub fn render(dir: &Directory, url_path: &[u8], dotfiles: Dotfiles) -> io::Result<Vec<u8>> {
-    let (entries, truncated) = read_entries(dir, dotfiles, MAX_LISTED, MAX_SCANNED)?;
-    Ok(page(&entries, truncated, url_path))
+pub fn render(
+    dir: &Directory,
+    url_path: &[u8],
+    dotfiles: Dotfiles,
+) -> Result<Vec<u8>, ListingError> {
+    let bounds = Bounds {
+        dotfiles,
+        max_listed: MAX_LISTED,
+        max_scanned: MAX_SCANNED,
+        inline_max_bytes: INLINE_MAX_BYTES,
+    };
+    let listing = listing_of(&KEPT, dir, bounds)?;
+    Ok(page(&listing.rows, listing.truncated, url_path))
 }
 
 /// One row of the listing.
@@ -51,22 +108,293 @@ struct Row {
     mtime_secs: i64,
 }
 
-/// Reads up to `max_listed` visible entries (and at most `max_scanned` in all), sorted.
-/// Returns whether entries were left unread.
-fn read_entries(
-    dir: &Directory,
+/// How a directory is read; part of what a kept result is valid for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bounds {
     dotfiles: Dotfiles,
     max_listed: usize,
     max_scanned: usize,
-) -> io::Result<(Vec<Row>, bool)> {
-    let fd = dir.file().as_raw_fd();
+    inline_max_bytes: u64,
+}
+
+/// A directory read: its first visible names (sorted), whether any were left out, and the
+/// rows describing them, with when they were described.
+#[derive(Debug)]
+struct Listing {
+    names: Arc<[Vec<u8>]>,
+    truncated: bool,
+    rows: Arc<[Row]>,
+    described_at: Instant,
+}
+
+/// What a kept result is valid for: the same directory, unchanged, read the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    bounds: Bounds,
+}
+
+/// One directory's result, or the reading in progress.
+#[derive(Debug)]
+struct Kept {
+    key: Key,
+    /// When the reading began, and whether the directory had been still for [`RACY_FOR`].
+    read_at: Instant,
+    settled: bool,
+    state: Mutex<State>,
+    done: Condvar,
+    /// The list it is kept in, to leave it when no helper can read it.
+    kept_in: &'static Mutex<Vec<Arc<Kept>>>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// A helper reads (or re-describes); `previous` is served meanwhile.
+    Reading {
+        previous: Option<Arc<Listing>>,
+    },
+    Ready(Arc<Listing>),
+    Failed(io::ErrorKind),
+}
+
+/// Kept results, most recent last; at most [`CACHED_DIRS`] (a listing is not a hot path, so
+/// one lock for the process is fine).
+static KEPT: Mutex<Vec<Arc<Kept>>> = Mutex::new(Vec::new());
+
+/// Helper threads reading now, across the process (bounded by [`MAX_HELPERS`]).
+static HELPERS: AtomicUsize = AtomicUsize::new(0);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind, still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The listing of `dir`, from what is kept when it is still valid, else read (see the module
+/// docs for who reads and how long the caller waits).
+fn listing_of(
+    kept_dirs: &'static Mutex<Vec<Arc<Kept>>>,
+    dir: &Directory,
+    bounds: Bounds,
+) -> Result<Arc<Listing>, ListingError> {
+    let meta = dir.file().metadata().map_err(ListingError::Io)?;
+    let key = Key {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        ctime: (meta.ctime(), meta.ctime_nsec()),
+        bounds,
+    };
+    let inline = meta.len() <= bounds.inline_max_bytes;
+    let now = Instant::now();
+    let kept = {
+        let mut all = lock(kept_dirs);
+        let found = all.iter().find(|k| {
+            k.key == key
+                && (k.settled || now.saturating_duration_since(k.read_at) < REVALIDATE_EVERY)
+        });
+        match found {
+            Some(k) => Arc::clone(k),
+            None => {
+                let settled = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age >= RACY_FOR);
+                let k = Arc::new(Kept {
+                    key,
+                    read_at: now,
+                    settled,
+                    state: Mutex::new(State::Reading { previous: None }),
+                    done: Condvar::new(),
+                    kept_in: kept_dirs,
+                });
+                all.retain(|o| (o.key.dev, o.key.ino, o.key.bounds) != (key.dev, key.ino, bounds));
+                while all.len() >= CACHED_DIRS {
+                    all.remove(0);
+                }
+                all.push(Arc::clone(&k));
+                drop(all);
+                return start_reading(dir, k, None, inline);
+            }
+        }
+    };
+    let mut state = lock(&kept.state);
+    match &*state {
+        State::Ready(l) if now.saturating_duration_since(l.described_at) < REVALIDATE_EVERY => {
+            Ok(Arc::clone(l))
+        }
+        State::Ready(l) => {
+            // Stale sizes and dates: describe again.
+            let previous = Arc::clone(l);
+            *state = State::Reading {
+                previous: Some(Arc::clone(&previous)),
+            };
+            drop(state);
+            start_reading(dir, kept, Some(previous), inline)
+        }
+        State::Reading {
+            previous: Some(previous),
+        } => Ok(Arc::clone(previous)),
+        State::Reading { previous: None } => {
+            drop(state);
+            wait(&kept)
+        }
+        State::Failed(kind) => Err(ListingError::Io(io::Error::from(*kind))),
+    }
+}
+
+/// Reads (or, with `previous`, re-describes) into `kept`: inline, or on a helper thread that
+/// the caller waits for at most [`HELPER_WAIT`]. With `previous`, the caller gets it at once.
+fn start_reading(
+    dir: &Directory,
+    kept: Arc<Kept>,
+    previous: Option<Arc<Listing>>,
+    inline: bool,
+) -> Result<Arc<Listing>, ListingError> {
+    if inline {
+        finish(
+            &kept,
+            read(dir.file(), kept.key.bounds, previous.as_deref()),
+        );
+        return wait(&kept);
+    }
+    if HELPERS.fetch_add(1, Ordering::AcqRel) >= MAX_HELPERS {
+        HELPERS.fetch_sub(1, Ordering::AcqRel);
+        return match previous {
+            // Re-described later; the rows so far meanwhile.
+            Some(p) => {
+                *lock(&kept.state) = State::Ready(Arc::clone(&p));
+                Ok(p)
+            }
+            None => {
+                lock(kept.kept_in).retain(|k| !Arc::ptr_eq(k, &kept));
+                Err(ListingError::NotYet)
+            }
+        };
+    }
+    let helper = Arc::clone(&kept);
+    let prior = previous.clone();
+    let spawned = dir.file().try_clone().and_then(|file| {
+        std::thread::Builder::new()
+            .name("ringserve-listing".into())
+            .spawn(move || {
+                let result = read(&file, helper.key.bounds, prior.as_deref());
+                finish(&helper, result);
+                HELPERS.fetch_sub(1, Ordering::AcqRel);
+            })
+    });
+    if let Err(e) = spawned {
+        HELPERS.fetch_sub(1, Ordering::AcqRel);
+        finish(&kept, Err(e));
+    }
+    match previous {
+        Some(p) => Ok(p),
+        None => wait(&kept),
+    }
+}
+
+/// Stores a reading's result and wakes whoever waits for it.
+fn finish(kept: &Kept, result: io::Result<Listing>) {
+    *lock(&kept.state) = match result {
+        Ok(l) => State::Ready(Arc::new(l)),
+        Err(e) => State::Failed(e.kind()),
+    };
+    kept.done.notify_all();
+}
+
+/// Waits at most [`HELPER_WAIT`] for `kept` to be read.
+fn wait(kept: &Kept) -> Result<Arc<Listing>, ListingError> {
+    let state = lock(&kept.state);
+    let (state, _) = kept
+        .done
+        .wait_timeout_while(state, HELPER_WAIT, |s| {
+            matches!(s, State::Reading { previous: None })
+        })
+        .unwrap_or_else(|p| p.into_inner());
+    match &*state {
+        State::Ready(l) => Ok(Arc::clone(l)),
+        State::Reading { previous: Some(p) } => Ok(Arc::clone(p)),
+        State::Reading { previous: None } => Err(ListingError::NotYet),
+        State::Failed(kind) => Err(ListingError::Io(io::Error::from(*kind))),
+    }
+}
+
+/// Reads `dir` (the names, unless `previous` has them) and describes the chosen names.
+fn read(dir: &std::fs::File, bounds: Bounds, previous: Option<&Listing>) -> io::Result<Listing> {
+    let (names, truncated) = match previous {
+        Some(p) => (Arc::clone(&p.names), p.truncated),
+        None => {
+            let (names, truncated) = choose(dir, bounds)?;
+            (Arc::from(names), truncated)
+        }
+    };
+    let rows = describe(dir, &names).into();
+    Ok(Listing {
+        names,
+        truncated,
+        rows,
+        described_at: Instant::now(),
+    })
+}
+
+/// `lstat`s each of `names` (following symlinks that stay beneath `dir`) into rows sorted for
+/// the page; entries that vanished or are never served are left out.
+fn describe(dir: &std::fs::File, names: &[Vec<u8>]) -> Vec<Row> {
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        // An entry that vanished or cannot be described meanwhile is simply left out.
+        let Ok((kind, size, mtime_secs)) =
+            sys::fs::lstat_entry(dir.as_fd(), Path::new(std::ffi::OsStr::from_bytes(name)))
+        else {
+            continue;
+        };
+        let (is_dir, size, mtime_secs) = match kind {
+            EntryKind::File => (false, size, mtime_secs),
+            EntryKind::Dir => (true, size, mtime_secs),
+            EntryKind::Symlink => match follow_beneath(dir, name) {
+                Some(meta) if meta.is_dir() || meta.is_file() => {
+                    (meta.is_dir(), meta.len(), meta.mtime())
+                }
+                _ => continue,
+            },
+            // SECURITY: only what the server would serve is listed; FIFOs, sockets and
+            // devices are not.
+            EntryKind::Other => continue,
+        };
+        rows.push(Row {
+            name: name.clone(),
+            is_dir,
+            size,
+            mtime_secs,
+        });
+    }
+    // Directories first, then by name, byte order (the names are sorted already).
+    rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
+    rows
+}
+
+/// Streams the names of `dir` and keeps the `max_listed` smallest visible ones, sorted;
+/// returns them and whether any were left out.
+fn choose(dir: &std::fs::File, bounds: Bounds) -> io::Result<(Vec<Vec<u8>>, bool)> {
+    let Bounds {
+        dotfiles,
+        max_listed,
+        max_scanned,
+        ..
+    } = bounds;
+    let fd = dir.as_raw_fd();
     // SECURITY: the magic link names the directory that is already open (and was opened
     // beneath the root); no path from the root is looked up again.
     let mut read_dir = std::fs::read_dir(format!("/proc/self/fd/{fd}"))?;
-    let mut rows = Vec::new();
+    // A max-heap: its top is the largest name kept, the first to go when a smaller one comes.
+    let mut heap: BinaryHeap<Vec<u8>> = BinaryHeap::with_capacity(max_listed.min(4096) + 1);
     let mut scanned = 0;
+    let mut left_out = false;
     let truncated = loop {
-        if rows.len() >= max_listed || scanned >= max_scanned {
+        if scanned >= max_scanned {
             break read_dir.next().is_some();
         }
         let Some(entry) = read_dir.next() else {
@@ -83,47 +411,25 @@ fn read_entries(
         if dotfiles == Dotfiles::Hidden && name.first() == Some(&b'.') {
             continue;
         }
-        // An entry that vanished or cannot be described meanwhile is simply left out.
-        let Ok(file_type) = entry.file_type() else {
-            continue;
-        };
-        let meta = if file_type.is_symlink() {
-            match follow_beneath(dir, name) {
-                Some(meta) => meta,
-                None => continue,
-            }
+        if heap.len() < max_listed {
+            heap.push(name.to_vec());
+        } else if heap.peek().is_some_and(|largest| name < largest.as_slice()) {
+            heap.pop();
+            heap.push(name.to_vec());
+            left_out = true;
         } else {
-            match entry.metadata() {
-                Ok(meta) => meta,
-                Err(_) => continue,
-            }
-        };
-        // SECURITY: only what the server would serve is listed; FIFOs, sockets and devices
-        // are not.
-        if !meta.is_dir() && !meta.is_file() {
-            continue;
+            left_out = true;
         }
-        rows.push(Row {
-            name: name.to_vec(),
-            is_dir: meta.is_dir(),
-            size: meta.len(),
-            mtime_secs: meta.mtime(),
-        });
     };
-    // Directories first, then by name, byte order.
-    rows.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
-    Ok((rows, truncated))
+    Ok((heap.into_sorted_vec(), truncated || left_out))
 }
 
 /// Describes what the symlink `name` in `dir` points to, if it stays beneath `dir`.
-fn follow_beneath(dir: &Directory, name: &[u8]) -> Option<Metadata> {
+fn follow_beneath(dir: &std::fs::File, name: &[u8]) -> Option<Metadata> {
     // SECURITY: the same RESOLVE_BENEATH open the server uses, so a link that leaves the root
     // is neither listed nor stat'ed (its size and mtime would leak information).
-    let fd = sys::fs::open_beneath(
-        dir.file().as_fd(),
-        Path::new(std::ffi::OsStr::from_bytes(name)),
-    )
-    .ok()?;
+    let fd =
+        sys::fs::open_beneath(dir.as_fd(), Path::new(std::ffi::OsStr::from_bytes(name))).ok()?;
     std::fs::File::from(fd).metadata().ok()
 }
 
@@ -257,6 +563,31 @@ mod tests {
         Directory {
             dir: File::open(path).expect("open dir"),
         }
+    }
+
+    /// A list of kept results of the test's own, so parallel tests cannot evict each other's.
+    fn own_list() -> &'static Mutex<Vec<Arc<Kept>>> {
+        Box::leak(Box::new(Mutex::new(Vec::new())))
+    }
+
+    fn bounds(dotfiles: Dotfiles, max_listed: usize, max_scanned: usize) -> Bounds {
+        Bounds {
+            dotfiles,
+            max_listed,
+            max_scanned,
+            inline_max_bytes: u64::MAX,
+        }
+    }
+
+    /// The rows and the truncation flag, read by the caller.
+    fn read_entries(
+        dir: &Directory,
+        dotfiles: Dotfiles,
+        max_listed: usize,
+        max_scanned: usize,
+    ) -> Result<(Arc<[Row]>, bool), ListingError> {
+        let l = listing_of(own_list(), dir, bounds(dotfiles, max_listed, max_scanned))?;
+        Ok((Arc::clone(&l.rows), l.truncated))
     }
 
     fn render_str(path: &Path, url: &[u8], dotfiles: Dotfiles) -> String {
@@ -450,6 +781,104 @@ mod tests {
         assert!(html.contains("listing truncated"), "{html}");
         let (rows, truncated) = read_entries(&dir, Dotfiles::Hidden, 1000, 1000).expect("read");
         assert_eq!((rows.len(), truncated), (10, false));
+    }
+
+    #[test]
+    fn the_first_names_in_byte_order_are_listed_not_an_arbitrary_subset() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        // Created in a scrambled order, so directory order is not name order.
+        for i in 0..500u32 {
+            let n = (i * 7919) % 500;
+            fs::write(tmp.path().join(format!("f{n:03}")), b"").expect("write");
+        }
+        fs::create_dir(tmp.path().join("zdir")).expect("mkdir");
+        fs::write(tmp.path().join(".hidden"), b"").expect("write");
+        let dir = open(tmp.path());
+        let (rows, truncated) = read_entries(&dir, Dotfiles::Hidden, 10, 10_000).expect("read");
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.name).into_owned())
+            .collect();
+        let want: Vec<String> = (0..10).map(|n| format!("f{n:03}")).collect();
+        assert_eq!(names, want);
+        assert!(truncated);
+        // Dotfiles served: `.hidden` sorts first (b'.' < b'f'); `zdir` is never among the
+        // first 10, so it is not listed even though directories come first on the page.
+        let (rows, _) = read_entries(&dir, Dotfiles::Served, 3, 10_000).expect("read");
+        let names: Vec<&[u8]> = rows.iter().map(|r| r.name.as_slice()).collect();
+        assert_eq!(names, [&b".hidden"[..], b"f000", b"f001"]);
+        // All of them: directories first, then every file in order.
+        let (rows, truncated) = read_entries(&dir, Dotfiles::Hidden, 1000, 10_000).expect("read");
+        assert!(!truncated);
+        assert_eq!(rows.len(), 501);
+        assert_eq!(rows[0].name, b"zdir");
+        assert!(rows[1..].windows(2).all(|w| w[0].name < w[1].name));
+    }
+
+    #[test]
+    fn a_listing_is_reused_until_the_directory_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::write(tmp.path().join("a"), b"1").expect("write");
+        let settle = |p: &Path| {
+            let old = SystemTime::now() - Duration::from_secs(60);
+            fs::File::open(p)
+                .expect("open dir")
+                .set_modified(old)
+                .expect("set mtime");
+        };
+        settle(tmp.path());
+        let dir = open(tmp.path());
+        let list = own_list();
+        let b = bounds(Dotfiles::Hidden, 10, 100);
+        let first = listing_of(list, &dir, b).expect("read");
+        let again = listing_of(list, &dir, b).expect("read");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "an unchanged directory is not read again"
+        );
+        // Setting the time changes the change time: read again, with the new size.
+        fs::write(tmp.path().join("a"), b"12345").expect("write");
+        settle(tmp.path());
+        let fresh = listing_of(list, &dir, b).expect("read");
+        assert!(!Arc::ptr_eq(&first, &fresh));
+        assert_eq!(fresh.rows[0].size, 5);
+        // A new entry changes the directory's times: read again.
+        fs::write(tmp.path().join("b"), b"").expect("write");
+        let racy = listing_of(list, &dir, b).expect("read");
+        assert_eq!(&*racy.names, [b"a".to_vec(), b"b".to_vec()]);
+        // Changed just now: reused only briefly (REVALIDATE_EVERY), never for good.
+        assert!(!lock(list)[0].settled);
+        assert_eq!(lock(list).len(), 1, "one result per directory");
+    }
+
+    #[test]
+    fn a_large_directory_is_read_by_a_helper_and_listed_once_read() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for i in (0..300).rev() {
+            fs::write(tmp.path().join(format!("n{i:03}")), b"x").expect("write");
+        }
+        let dir = open(tmp.path());
+        let list = own_list();
+        // Every directory counts as large: read on a helper thread.
+        let b = Bounds {
+            inline_max_bytes: 0,
+            ..bounds(Dotfiles::Hidden, 5, 1000)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listing = loop {
+            match listing_of(list, &dir, b) {
+                Ok(l) => break l,
+                Err(ListingError::NotYet) => {
+                    assert!(Instant::now() < deadline, "the helper never finished");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(ListingError::Io(e)) => panic!("{e}"),
+            }
+        };
+        let names: Vec<&[u8]> = listing.rows.iter().map(|r| r.name.as_slice()).collect();
+        assert_eq!(names, [&b"n000"[..], b"n001", b"n002", b"n003", b"n004"]);
+        assert!(listing.truncated);
+        assert_eq!(listing.rows[0].size, 1);
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! request line alone is over it. A well-formed version with a major other than 1 → 505;
 //! `HTTP/1.2` and higher minors are served as HTTP/1.1.
 
-use super::request_line;
 use super::encoding::AcceptEncoding;
+use super::request_line;
 use super::status::Status;
 
 /// Header lines beyond this make the head "too large" (431), whatever its size in bytes.

@@ -581,7 +581,11 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
                 .content_length(html.len() as u64);
             cx.finish(Status::Ok, head, Body::Bytes(html))
         }
-        Err(_) => cx.message(Status::InternalServerError),
+        // A large directory is still being read on a helper thread: come back in a moment.
+        Err(fs::listing::ListingError::NotYet) => {
+            cx.message_with(Status::ServiceUnavailable, &[("Retry-After", b"1")])
+        }
+        Err(fs::listing::ListingError::Io(_)) => cx.message(Status::InternalServerError),
     }
 }
 

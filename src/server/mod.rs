@@ -5,6 +5,7 @@
 
 pub(crate) mod accesslog;
 mod error;
+mod fdbudget;
 mod lifecycle;
 pub mod listen;
 mod lower;
@@ -48,6 +49,7 @@ impl Server {
             source,
         })?;
         check_probes_shadow_nothing(&config, &root)?;
+        let budget = connection_budget(&config);
         let log = config
             .access_log
             .as_ref()
@@ -86,7 +88,7 @@ impl Server {
                 header: config.header_timeout,
                 idle: config.idle_timeout,
             },
-            max_conns: config.max_conns,
+            max_conns: budget.max_conns,
             grace: config.shutdown_grace,
             drain_delay: config.drain_delay,
         };
@@ -109,6 +111,7 @@ impl Server {
                     large_files: uring::LargeFiles::from_env(),
                     sq_entries: uring::SQ_ENTRIES,
                     pin: config.pin,
+                    cache_files: budget.cache_files,
                 };
                 match uring::Uring::start(bound.per_worker, shared, settings) {
                     Ok(driver) => {
@@ -120,6 +123,7 @@ impl Server {
                             unix_paths,
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
+                            budget,
                         });
                     }
                     Err(uring::StartFailure::Spawn(e)) => return Err(StartError::Spawn(e)),
@@ -162,9 +166,38 @@ impl Server {
             unix_paths,
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
+            budget,
             detail: "one thread per connection".into(),
         })
     }
+}
+
+/// Raises the soft descriptor limit (`RLIMIT_NOFILE`) to the hard one, as Go's runtime does,
+/// and returns the soft limit now in force. The `ringserve` binary calls it before
+/// [`Server::bind`], which derives the connection cap from the limit; an embedding program
+/// decides for itself.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    crate::sys::rlimit::raise_nofile().map(|l| l.soft)
+}
+
+/// The connection cap: `--max-conns`, or what the soft descriptor limit allows; an explicit
+/// value beyond the limit is clamped with one warning line.
+fn connection_budget(config: &Config) -> fdbudget::Budget {
+    let limit = crate::sys::rlimit::nofile().map_or(u64::MAX, |l| l.soft);
+    let workers = match config.mode {
+        Mode::Uring => config.workers,
+        Mode::Threaded => 1,
+    };
+    let listeners = config.listen_addrs().len() + config.unix_paths().len();
+    let budget = fdbudget::plan(config.max_conns, limit, config.mode, workers, listeners);
+    if let Some(asked) = budget.clamped_from {
+        eprintln!(
+            "ringserve: warning: --max-conns {asked} needs more descriptors than the limit of \
+             {limit} allows; serving at most {} connections",
+            budget.max_conns
+        );
+    }
+    budget
 }
 
 /// A health or status path must not hide a file or directory of the site: refused at start.
@@ -229,6 +262,7 @@ pub struct Handle {
     mode: Mode,
     grace: Duration,
     detail: String,
+    budget: fdbudget::Budget,
 }
 
 impl Handle {
@@ -267,6 +301,17 @@ impl Handle {
 
     /// How the running mode is set up, in a few words (for the start-up line): worker
     /// count and ring flags for the uring mode.
+    /// Connections served at once (`--max-conns`, derived or clamped; see
+    /// [`raise_fd_limit`]).
+    pub fn max_conns(&self) -> usize {
+        self.budget.max_conns
+    }
+
+    /// The soft descriptor limit the connection cap was derived from.
+    pub fn fd_limit(&self) -> u64 {
+        self.budget.limit
+    }
+
     pub fn detail(&self) -> &str {
         &self.detail
     }

@@ -124,6 +124,44 @@ pub fn identity_at(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<Identity> {
     })
 }
 
+/// What a directory entry is, by `lstat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// FIFOs, sockets, devices.
+    Other,
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` of one entry of `dir`: its kind, size and mtime
+/// (seconds). For the directory listing, which describes a bounded number of entries by name.
+pub fn lstat_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(EntryKind, u64, i64)> {
+    let path = c_path(name)?;
+    // SAFETY: stat is plain old data; all zeroes is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `st` a live, writable stat buffer, both
+    // valid for the duration of the call.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            path.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => EntryKind::File,
+        libc::S_IFDIR => EntryKind::Dir,
+        libc::S_IFLNK => EntryKind::Symlink,
+        _ => EntryKind::Other,
+    };
+    Ok((kind, u64::try_from(st.st_size).unwrap_or(0), st.st_mtime))
+}
+
 /// True when [`open_beneath`] uses `openat2`; false when it uses the symlink-refusing fallback
 /// walk. Probed once per process; meant for a start-up log line.
 pub fn openat2_available() -> bool {

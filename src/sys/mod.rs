@@ -4,4 +4,5 @@
 pub mod cpu;
 pub mod fs;
 pub mod net;
+pub mod rlimit;
 pub mod signal;

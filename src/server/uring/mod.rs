@@ -30,7 +30,7 @@ use super::listen::{self, UnixSocket};
 use crate::config::Pin;
 use crate::http::Site;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
@@ -117,8 +117,9 @@ pub fn bind_listeners(
     for &addr in addrs {
         let fail = |source| StartError::Bind { addr, source };
         if addr.port() != 0 {
-            // Without SO_REUSEPORT this bind fails if anything holds the port.
-            drop(TcpListener::bind(addr).map_err(fail)?);
+            // Without SO_REUSEPORT this bind fails if anything holds the port; a dying
+            // instance's port is waited for (`listen::bind_tcp` retries).
+            drop(listen::bind_tcp(addr)?);
         }
         let first = crate::sys::net::reuseport_listener(addr, BACKLOG).map_err(fail)?;
         let actual = first.local_addr().map_err(fail)?;

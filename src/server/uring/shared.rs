@@ -45,4 +45,6 @@ pub struct Settings {
     /// Submission queue size ([`super::SQ_ENTRIES`]; tests make it tiny to exercise a full queue).
     pub sq_entries: u32,
     pub pin: Pin,
+    /// Descriptors each worker's file cache may keep open (`server::fdbudget`).
+    pub cache_files: usize,
 }

@@ -130,7 +130,7 @@ impl Worker {
             date: DateCache::at(SystemTime::now(), now),
             now,
             pool: Pool::default(),
-            cache: FileCache::new(),
+            cache: FileCache::with_max_files(settings.cache_files),
             rearm: Vec::new(),
             idle: VecDeque::new(),
             handing_over: false,
