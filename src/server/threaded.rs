@@ -384,6 +384,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
     let mut input = vec![0u8; READ_SIZE];
     let mut out = Output {
         stream,
+        stall: timeouts.idle,
         buf: Vec::new(),
         pending: Vec::new(),
         peer: conn_io.peer,
@@ -474,6 +475,8 @@ fn serve(shared: &Shared, conn_io: &Connection) {
 /// one `send`), file bytes go by `sendfile` right behind whatever precedes them.
 struct Output<'a> {
     stream: &'a Stream,
+    /// How long a file send may wait for a client that reads nothing (the idle timeout).
+    stall: Duration,
     buf: Vec<u8>,
     pending: Vec<accesslog::Logged>,
     peer: Peer,
@@ -536,7 +539,12 @@ impl lower::Output for Output<'_> {
     fn file(&mut self, file: Rc<File>, range: Range<u64>) -> io::Result<()> {
         net::send_all(self.stream.as_fd(), &self.buf, More::Yes)?;
         self.buf.clear();
-        net::sendfile_all(self.stream.as_fd(), file.as_fd(), range)
+        // Non-blocking for the transfer, so a client that stops reading is cut after the idle
+        // timeout (a blocking `sendfile` ignores the socket's send timeout).
+        self.stream.set_nonblocking(true)?;
+        let sent = net::sendfile_all_within(self.stream.as_fd(), file.as_fd(), range, self.stall);
+        self.stream.set_nonblocking(false)?;
+        sent
     }
 }
 

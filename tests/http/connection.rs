@@ -167,6 +167,47 @@ each_mode! {
         assert_eq!(next.body_str(), INDEX_HTML);
     }
 
+    /// A client that stops reading cannot hold a connection: once nothing has moved for the
+    /// idle timeout, the server cuts it, whatever is left to send.
+    fn a_client_that_stops_reading_is_cut_after_the_idle_timeout(ctx) {
+        // Far larger than the loopback socket buffers can hold.
+        let len = 32 * 1024 * 1024;
+        let fixture = Fixture::new();
+        fixture.write("32m.bin", &pattern(len));
+        let srv = ctx.serve(fixture.root(), |c| c.idle_timeout(Duration::from_secs(1)));
+        let mut conn = srv.conn();
+        conn.send(b"GET /32m.bin HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.wait_readable();
+        // Read nothing more: the server's sends stall. Then drain what reached us, bounded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut got = 0usize;
+        let mut chunk = vec![0u8; 256 * 1024];
+        let mut waited = false;
+        let ended = loop {
+            if !waited {
+                // Give the server its idle timeout and more without reading a byte.
+                conn.stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                let mut probe = [0u8; 1];
+                // Blocks only if nothing is buffered; normally returns at once.
+                let _ = conn.stream.peek(&mut probe);
+                std::thread::sleep(Duration::from_secs(3)); // the stall itself is the test
+                waited = true;
+                conn.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            }
+            match std::io::Read::read(&mut conn.stream, &mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(e) => panic!("after {got} bytes: {e}"),
+            }
+            assert!(std::time::Instant::now() < deadline, "still open after {got} bytes");
+        };
+        assert!(ended);
+        assert!(got < len, "the whole body arrived: the stall was not noticed");
+        // The server is fine.
+        assert_eq!(srv.get("/index.html").status, 200);
+    }
+
     fn request_dribbled_one_byte_at_a_time(ctx) {
         let srv = ctx.start();
         let mut conn = srv.conn();
