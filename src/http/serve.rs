@@ -20,7 +20,9 @@ use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
 use crate::fs::cache::{Content, FileCache};
-use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
+use crate::fs::{
+    self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root, RootDir,
+};
 use crate::stats::Stats;
 use std::fs::File;
 use std::io::Write;
@@ -263,8 +265,18 @@ fn get(
     path: &[u8],
     query: Option<&[u8]>,
 ) -> Response {
+    // The root as its path names it now: the cache's watched copy, or (threaded mode) one
+    // `open` of the path per request, so that a swapped release is served at once.
+    let root = match cache.as_deref_mut() {
+        Some(cache) => cache.root(&site.root),
+        None => site.root.reopen().map(Rc::new),
+    };
+    let root = match root {
+        Ok(root) => root,
+        Err(e) => return open_failure(cx, &e),
+    };
     if path == b"/favicon.ico" {
-        return favicon(site, cx, req);
+        return favicon(site, &root, cx, req);
     }
     let safe = match fs::resolve(path, site.options.dotfiles) {
         Ok(safe) => safe,
@@ -288,7 +300,7 @@ fn get(
         &safe
     };
     if let Some(cache) = cache.as_deref_mut()
-        && let Some(hit) = cache.get(&site.root, file_path)
+        && let Some(hit) = cache.get(&root, file_path)
     {
         // The header fields of a full 200 are built once per cached file version.
         let fields = hit.prebuilt.unwrap_or_else(|| {
@@ -303,17 +315,17 @@ fn get(
     let mut serve_file = |f: FileEntry, key: &fs::SafePath| {
         let meta = f.meta;
         let source = match cache.as_deref_mut() {
-            Some(cache) => Source::from(cache.insert(key, f)),
+            Some(cache) => Source::from(cache.insert(&root, key, f)),
             None => Source::File(Rc::new(f.file)),
         };
         file_response(cx, req, source, &meta, cc, None)
     };
-    match site.root.open_entry(&safe) {
+    match root.open_entry(&safe) {
         // `/file.txt/` names a directory that is not there.
         Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
         Ok(Entry::File(f)) => serve_file(f, &safe),
         Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
-        Ok(Entry::Dir(dir)) => match site.root.open_entry(file_path) {
+        Ok(Entry::Dir(dir)) => match root.open_entry(file_path) {
             Ok(Entry::File(f)) => serve_file(f, file_path),
             Err(OpenError::NotFound) if site.options.listing == Listing::On => {
                 listing(site, cx, &dir, path)
@@ -367,9 +379,9 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
     }
 }
 
-fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
+fn favicon(site: &Site, root: &RootDir, cx: &Cx<'_>, req: &Request<'_>) -> Response {
     let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
-    match site.root.open_favicon() {
+    match root.open_favicon() {
         Some(FileEntry { file, meta }) => {
             file_response(cx, req, Source::File(Rc::new(file)), &meta, cc, None)
         }

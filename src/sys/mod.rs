@@ -2,5 +2,6 @@
 //! `unsafe` may appear; each block says why it is sound.
 
 pub mod fs;
+pub mod inotify;
 pub mod net;
 pub mod signal;

@@ -101,6 +101,8 @@ enum Kind {
     Wake = 5,
     /// Cancel, close, shutdown: posted only on failure (`CQE_SKIP_SUCCESS`), and ignored.
     Ignore = 6,
+    /// Multishot poll on the file cache's inotify descriptor (issue 11).
+    Watch = 7,
 }
 
 const GENERATION_MASK: u32 = 0x00ff_ffff;
@@ -120,6 +122,7 @@ impl Token {
             4 => Kind::Poll,
             5 => Kind::Wake,
             6 => Kind::Ignore,
+            7 => Kind::Watch,
             _ => return None,
         };
         Some(Token {
@@ -369,6 +372,7 @@ impl Worker {
                     .encode(),
                 ),
         );
+        self.arm_watch();
         if self.shared.draining.load(Ordering::Acquire) {
             self.start_drain();
         }
@@ -419,13 +423,24 @@ impl Worker {
         }
         self.now = Instant::now();
         self.date.update(SystemTime::now());
-        self.cache.set_now(self.now);
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.extend(
             self.ring
                 .completion()
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
+        // Deploys (issue 11): apply file-system changes before answering any request in this
+        // batch. fsnotify queues an event inside the changing system call, which wakes the
+        // inotify poll (queues its task work) before the call returns; a request sent later
+        // completes after that task work in FIFO order, so the poll's completion is in this
+        // batch or an earlier one. Two exceptions: a recv that completes inline (armed this
+        // turn, or retried inside a running task work), and task work left pending because
+        // the kernel runs at most a few per enter. In both, task work is still pending when
+        // the batch is read, which IORING_SQ_TASKRUN shows; then read the queue anyway.
+        let watch = token_of(Kind::Watch, 0, 0).encode();
+        if cqes.iter().any(|&(data, ..)| data == watch) || self.ring.submission().taskrun() {
+            self.cache.apply_changes();
+        }
         self.completions += cqes.len() as u64;
         for &(data, res, flags) in &cqes {
             self.complete(data, res, flags);
@@ -550,7 +565,23 @@ impl Worker {
             Kind::Poll => self.on_poll(t, res),
             Kind::Wake => self.start_drain(),
             Kind::Ignore => {}
+            // Applied in `turn` before the batch; re-armed if the kernel ended the poll.
+            Kind::Watch if !cqueue::more(flags) => self.arm_watch(),
+            Kind::Watch => {}
         }
+    }
+
+    /// Polls the file cache's inotify descriptor (multishot) so that changes on disk show up
+    /// as completions (issue 11; applied in `turn`).
+    fn arm_watch(&mut self) {
+        let Some(fd) = self.cache.watch_fd() else {
+            return;
+        };
+        let entry = opcode::PollAdd::new(types::Fd(fd.as_raw_fd()), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(token_of(Kind::Watch, 0, 0).encode());
+        self.push(entry);
     }
 
     fn on_accept(&mut self, index: u32, res: i32, flags: u32) {
@@ -1447,8 +1478,11 @@ fn give_back(pool: &mut Vec<Vec<u8>>, mut buf: Vec<u8>) {
 fn build_ring(sq_entries: u32) -> io::Result<(IoUring, &'static str)> {
     type Configure = fn(&mut io_uring::Builder);
     let attempts: [(&str, Configure); 3] = [
+        // TASKRUN_FLAG (5.19, older than DEFER_TASKRUN): `turn` reads it (issue 11).
         ("SINGLE_ISSUER|DEFER_TASKRUN", |b| {
-            b.setup_single_issuer().setup_defer_taskrun();
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_taskrun_flag();
         }),
         ("SINGLE_ISSUER", |b| {
             b.setup_single_issuer();
@@ -1537,6 +1571,7 @@ mod tests {
             Kind::Poll,
             Kind::Wake,
             Kind::Ignore,
+            Kind::Watch,
         ] {
             for (slot, generation) in [(0, 0), (u32::MAX, GENERATION_MASK), (7, 12345)] {
                 let t = Token {
