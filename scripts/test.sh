@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (and the CI entry point, through .ci/run): formatting, lints with
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
-# serving the demo site, the embedding example, and a real nginx in front of three origins
+# serving the demo site, the embedding example, a deploy under load (scripts/deploy-check.sh),
+# and a real nginx in front of three origins
 # (scripts/proxy/test.sh; installs nginx when missing). Stops at the first failing step.
 set -euo pipefail
 
@@ -160,6 +161,9 @@ grep -q '^embed: stopped (request count reached) after 2 responses$' "$smoke_dir
     exit 1
 }
 cat "$smoke_dir/embed.out"
+
+step "deploy check: 100 release swaps and file replacements under load, both modes (scripts/deploy-check.sh)"
+scripts/deploy-check.sh --changes 100 --binary target/debug/ringserve
 
 step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
 scripts/proxy/test.sh
