@@ -227,6 +227,23 @@ impl FileCache {
         }
     }
 
+    /// Stops relying on events (the owner cannot poll the descriptor, `why`): from now on
+    /// the cache behaves as if the kernel had refused an instance (logged once).
+    pub fn stop_watching(&mut self, why: std::io::Error) {
+        if self.watcher.is_none() {
+            return;
+        }
+        log_once(
+            &LOGGED_NO_INOTIFY,
+            format_args!(
+                "cannot wait for inotify events ({why}): cached files are checked with stat \
+                 on every request and the root is opened again for each"
+            ),
+        );
+        self.reset();
+        self.watcher = None;
+    }
+
     /// Drops every entry and watch; the root is resolved again by the next request.
     fn reset(&mut self) {
         self.entries.clear();
@@ -651,6 +668,35 @@ mod tests {
         replace(&site.file("sub/f.txt"), b"unrelated too");
         cache.apply_changes();
         assert!(site.fetch(&mut cache, "/small.txt").unwrap().1);
+    }
+
+    #[test]
+    fn a_mode_change_drops_the_entry() {
+        let site = setup();
+        let mut cache = FileCache::new();
+        site.fetch(&mut cache, "/small.txt").unwrap();
+        assert!(site.fetch(&mut cache, "/small.txt").unwrap().1);
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o000);
+        std::fs::set_permissions(site.file("small.txt"), mode).unwrap();
+        cache.apply_changes();
+        // Reopened (which root may still do, with CAP_DAC_OVERRIDE), not served from memory.
+        assert!(
+            site.fetch(&mut cache, "/small.txt")
+                .is_none_or(|(_, hit)| !hit)
+        );
+    }
+
+    #[test]
+    fn a_cache_that_stops_watching_falls_back_to_stat() {
+        let site = setup();
+        let mut cache = FileCache::new();
+        site.fetch(&mut cache, "/small.txt").unwrap();
+        cache.stop_watching(std::io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(cache.watch_fd().is_none());
+        assert!(cache.is_empty());
+        site.fetch(&mut cache, "/small.txt").unwrap();
+        replace(&site.file("small.txt"), b"changed");
+        assert_eq!(site.fetch(&mut cache, "/small.txt").unwrap().0, b"changed");
     }
 
     #[test]

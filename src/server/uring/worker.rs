@@ -565,7 +565,9 @@ impl Worker {
             Kind::Poll => self.on_poll(t, res),
             Kind::Wake => self.start_drain(),
             Kind::Ignore => {}
-            // Applied in `turn` before the batch; re-armed if the kernel ended the poll.
+            // Applied in `turn` before the batch; re-armed if the kernel ended the poll, and
+            // if it refused it, the cache stops relying on events (its logged fallback).
+            Kind::Watch if res < 0 => self.cache.stop_watching(io::Error::from_raw_os_error(-res)),
             Kind::Watch if !cqueue::more(flags) => self.arm_watch(),
             Kind::Watch => {}
         }
