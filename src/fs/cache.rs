@@ -33,7 +33,10 @@
 //!   cannot follow: that entry is checked with `stat` on every hit;
 //! - the root's path cannot be watched: it is opened again for every request, and every hit
 //!   is checked with `stat`;
-//! - the queue overflowed (`IN_Q_OVERFLOW`): events were lost, so the whole cache is dropped.
+//! - the queue overflowed (`IN_Q_OVERFLOW`): events were lost, so the whole cache is dropped;
+//! - the root (or a file) is on a network file system or FUSE, where inotify sees only the
+//!   changes made through this machine's mount: the root is opened per request / that file is
+//!   checked with `stat` on every hit.
 //!
 //! A `stat` check compares the path's current identity (`fstatat` from the current root:
 //! device, inode, size, mtime) with the cached one.
@@ -55,7 +58,7 @@
 //! (`HashMap` order, effectively random), which is as good as LRU for the skewed popularity
 //! of web files and costs nothing per hit.
 
-use super::watch::{Dep, Key, WatchError, Watcher};
+use super::watch::{Dep, Key, WatchError, Watcher, without_remote_events};
 use super::{FileEntry, Meta, OpenError, Root, RootDir, SafePath};
 use crate::sys::fs::{Identity, identity_at};
 use std::collections::HashMap;
@@ -136,6 +139,9 @@ pub struct FileCache {
     /// The root as resolved by a watched walk of its path; None until resolved, after a
     /// change on that path, or when it cannot be watched (then it is opened per request).
     root: Option<Rc<RootDir>>,
+    /// The root's path could not be watched (or is on a file system without remote events):
+    /// it is opened per request from then on, without trying to watch it again.
+    root_unwatched: bool,
 }
 
 impl Default for FileCache {
@@ -149,6 +155,7 @@ static LOGGED_NO_INOTIFY: AtomicBool = AtomicBool::new(false);
 static LOGGED_LIMIT: AtomicBool = AtomicBool::new(false);
 static LOGGED_ROOT: AtomicBool = AtomicBool::new(false);
 static LOGGED_OVERFLOW: AtomicBool = AtomicBool::new(false);
+static LOGGED_REMOTE: AtomicBool = AtomicBool::new(false);
 
 fn log_once(flag: &AtomicBool, line: std::fmt::Arguments<'_>) {
     if !flag.swap(true, Ordering::Relaxed) {
@@ -193,6 +200,7 @@ impl FileCache {
             stats: CacheStats::default(),
             watcher,
             root: None,
+            root_unwatched: false,
         }
     }
 
@@ -272,16 +280,33 @@ impl FileCache {
         if let Some(dir) = &self.root {
             return Ok(Rc::clone(dir));
         }
-        let Some(watcher) = self.watcher.as_mut() else {
+        let Some(watcher) = self.watcher.as_mut().filter(|_| !self.root_unwatched) else {
             return root.reopen().map(Rc::new);
         };
         match watcher.watch_root(root.path()) {
             Ok(fd) => {
+                if let Some(fs) = without_remote_events(fd.as_fd()) {
+                    log_once(
+                        &LOGGED_REMOTE,
+                        format_args!(
+                            "the root {} is on {fs}, where inotify does not see changes made \
+                             elsewhere: it is opened again for every request and cached files \
+                             are checked with stat",
+                            root.path().display()
+                        ),
+                    );
+                    watcher.clear();
+                    self.root_unwatched = true;
+                    return Ok(Rc::new(RootDir::from_fd(fd)));
+                }
                 let dir = Rc::new(RootDir::from_fd(fd));
                 self.root = Some(Rc::clone(&dir));
                 Ok(dir)
             }
             Err(e) => {
+                // A root missing for the moment (a swap done in two steps) is no reason to
+                // stop watching: this request fails, the next one tries again.
+                let dir = root.reopen()?;
                 log_once(
                     &LOGGED_ROOT,
                     format_args!(
@@ -291,7 +316,8 @@ impl FileCache {
                         why(&e)
                     ),
                 );
-                root.reopen().map(Rc::new)
+                self.root_unwatched = true;
+                Ok(Rc::new(dir))
             }
         }
     }
@@ -399,6 +425,17 @@ impl FileCache {
         let Some(watcher) = self.watcher.as_mut() else {
             return Check::Stat;
         };
+        // A file on a network file system below a local root (a mount inside it).
+        if let Some(fs) = without_remote_events(file.as_fd()) {
+            log_once(
+                &LOGGED_REMOTE,
+                format_args!(
+                    "files on {fs} under the root are checked with stat on every request \
+                     (inotify does not see changes made elsewhere)"
+                ),
+            );
+            return Check::Stat;
+        }
         match watcher.watch_entry(root.fd(), file.as_fd(), key) {
             Ok(deps) => Check::Watched(deps),
             Err(e) => {
@@ -733,6 +770,18 @@ mod tests {
         );
         std::fs::write(site.file("small.txt"), b"in place").unwrap();
         assert_eq!(site.fetch(&mut cache, "/small.txt").unwrap().0, b"in place");
+    }
+
+    #[test]
+    fn a_root_whose_path_cannot_be_watched_is_opened_per_request() {
+        let site = setup();
+        // Not even the root's path fits.
+        let mut cache = FileCache::with_watch_limit(1);
+        assert_eq!(site.fetch(&mut cache, "/small.txt").unwrap().0, b"v1");
+        assert!(site.fetch(&mut cache, "/small.txt").unwrap().1);
+        swap(site.dir.path(), "current", "v2");
+        // No events to apply: the next lookup sees the swap by itself.
+        assert_eq!(site.fetch(&mut cache, "/small.txt").unwrap().0, b"v2");
     }
 
     #[test]

@@ -52,6 +52,37 @@ const MAX_SYMLINKS: u32 = 40;
 /// One read takes this much: room for many events, and always at least one of the largest.
 const READ_BUFFER: usize = 16 * 1024;
 
+/// File systems where inotify sees only the changes made through this machine's mount:
+/// network and cluster file systems, and FUSE (whose server may change files behind the
+/// kernel's back). Magic numbers from `linux/magic.h` and the file systems' sources.
+const WITHOUT_REMOTE_EVENTS: &[(u64, &str)] = &[
+    (0x6969, "nfs"),
+    (0x517b, "smb"),
+    (0xff53_4d42, "cifs"),
+    (0xfe53_4d42, "smb2"),
+    (0x6573_5546, "fuse"),
+    (0x00c3_6400, "ceph"),
+    (0x0102_1997, "9p"),
+    (0x5346_414f, "afs"),
+    (0x0116_1970, "gfs2"),
+    (0x7461_636f, "ocfs2"),
+    (0x0bd0_0bd0, "lustre"),
+];
+
+/// The name of the file system `fd` is on when inotify cannot be trusted there (changes made
+/// by other machines or by a FUSE server raise no event); None for local file systems.
+pub fn without_remote_events(fd: BorrowedFd<'_>) -> Option<&'static str> {
+    let magic = crate::sys::fs::fs_type(fd).ok()?;
+    remote_name(magic)
+}
+
+fn remote_name(magic: u64) -> Option<&'static str> {
+    WITHOUT_REMOTE_EVENTS
+        .iter()
+        .find(|&&(m, _)| m == magic)
+        .map(|&(_, name)| name)
+}
+
 /// Why a path could not be watched.
 #[derive(Debug)]
 pub enum WatchError {
@@ -371,6 +402,20 @@ mod tests {
 
     fn open(path: &Path) -> fs::File {
         fs::File::open(path).unwrap()
+    }
+
+    #[test]
+    fn network_file_systems_are_known_and_local_ones_trusted() {
+        assert_eq!(remote_name(0x6969), Some("nfs"));
+        assert_eq!(remote_name(0x6573_5546), Some("fuse"));
+        // ext4, tmpfs, xfs, btrfs, overlayfs.
+        for local in [0xef53, 0x0102_1994, 0x5846_5342, 0x9123_683e, 0x794c_7630] {
+            assert_eq!(remote_name(local), None, "{local:#x}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = fs::File::open(dir.path()).unwrap();
+        // The test machine's temporary directory is local.
+        assert_eq!(without_remote_events(f.as_fd()), None);
     }
 
     #[test]

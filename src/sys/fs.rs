@@ -194,6 +194,19 @@ pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
     openat_retrying(libc::AT_FDCWD, &c_path(path)?, flags)
 }
 
+/// The type of the file system `fd` is on (`f_type` of `fstatfs`, a `*_SUPER_MAGIC` number).
+pub fn fs_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statfs is plain old data; all zeroes is a valid value to be overwritten.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable statfs buffer for the duration of the call.
+    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The magic numbers are 32-bit values; the field's signedness differs by architecture.
+    Ok(st.f_type as u64 & 0xffff_ffff)
+}
+
 /// True when [`open_beneath`] uses `openat2`; false when it uses the symlink-refusing fallback
 /// walk. Probed once per process; meant for a start-up log line.
 pub fn openat2_available() -> bool {
