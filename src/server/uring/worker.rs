@@ -436,9 +436,16 @@ impl Worker {
         // batch or an earlier one. Two exceptions: a recv that completes inline (armed this
         // turn, or retried inside a running task work), and task work left pending because
         // the kernel runs at most a few per enter. In both, task work is still pending when
-        // the batch is read, which IORING_SQ_TASKRUN shows; then read the queue anyway.
-        let watch = token_of(Kind::Watch, 0, 0).encode();
-        if cqes.iter().any(|&(data, ..)| data == watch) || self.ring.submission().taskrun() {
+        // the batch is read, which IORING_SQ_TASKRUN shows; then, if the batch holds a recv,
+        // read the queue anyway. (A request received in an earlier batch was covered then.)
+        let watch = token(Kind::Watch, 0, 0);
+        let polled = cqes.iter().any(|&(data, ..)| data == watch);
+        if polled
+            || (self.ring.submission().taskrun()
+                && cqes
+                    .iter()
+                    .any(|&(data, ..)| Token::decode(data).is_some_and(|t| t.kind == Kind::Recv)))
+        {
             self.cache.apply_changes();
         }
         self.completions += cqes.len() as u64;
