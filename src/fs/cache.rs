@@ -69,6 +69,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Bodies up to this size are kept in memory (and sent without touching the file).
 pub const IN_MEMORY_MAX: u64 = 16 * 1024;
@@ -138,7 +139,7 @@ pub struct FileCache {
     watcher: Option<Watcher>,
     /// The root as resolved by a watched walk of its path; None until resolved, after a
     /// change on that path, or when it cannot be watched (then it is opened per request).
-    root: Option<Rc<RootDir>>,
+    root: Option<Arc<RootDir>>,
     /// The root's path could not be watched (or is on a file system without remote events):
     /// it is opened per request from then on, without trying to watch it again.
     root_unwatched: bool,
@@ -276,12 +277,12 @@ impl FileCache {
 
     /// The root directory to serve this request from: the watched one (no system call), or,
     /// where the root's path cannot be watched, the one its path names now.
-    pub fn root(&mut self, root: &Root) -> Result<Rc<RootDir>, OpenError> {
+    pub fn root(&mut self, root: &Root) -> Result<Arc<RootDir>, OpenError> {
         if let Some(dir) = &self.root {
-            return Ok(Rc::clone(dir));
+            return Ok(Arc::clone(dir));
         }
         let Some(watcher) = self.watcher.as_mut().filter(|_| !self.root_unwatched) else {
-            return root.reopen().map(Rc::new);
+            return root.reopen().map(Arc::new);
         };
         match watcher.watch_root(root.path()) {
             Ok(fd) => {
@@ -297,10 +298,10 @@ impl FileCache {
                     );
                     watcher.clear();
                     self.root_unwatched = true;
-                    return Ok(Rc::new(RootDir::from_fd(fd)));
+                    return Ok(Arc::new(RootDir::from_fd(fd)));
                 }
-                let dir = Rc::new(RootDir::from_fd(fd));
-                self.root = Some(Rc::clone(&dir));
+                let dir = Arc::new(RootDir::from_fd(fd));
+                self.root = Some(Arc::clone(&dir));
                 Ok(dir)
             }
             Err(e) => {
@@ -317,7 +318,7 @@ impl FileCache {
                     ),
                 );
                 self.root_unwatched = true;
-                Ok(Rc::new(dir))
+                Ok(Arc::new(dir))
             }
         }
     }
@@ -476,6 +477,94 @@ impl FileCache {
             return;
         };
         self.remove(&key);
+    }
+}
+
+/// The root for a driver without per-worker caches (the threaded mode): one watched copy
+/// shared by every connection thread, checked with one non-blocking `read` of its inotify
+/// queue per request under a lock. The same ordering argument as the cache's holds: the event
+/// of a change is queued before the change returns, so a request that arrives later either
+/// reads it or finds the root already replaced by the thread that read it (under the lock).
+/// Without inotify, or where the root's path cannot be watched, the path is opened for each
+/// request instead.
+#[derive(Debug, Default)]
+pub struct SharedRoot {
+    state: Mutex<SharedState>,
+}
+
+#[derive(Debug, Default)]
+struct SharedState {
+    watcher: Option<Watcher>,
+    dir: Option<Arc<RootDir>>,
+    /// Watching failed (or is pointless here) once: open per request from now on.
+    unwatched: bool,
+}
+
+impl SharedRoot {
+    pub fn new() -> SharedRoot {
+        SharedRoot::default()
+    }
+
+    /// The directory `root`'s path names now.
+    pub fn current(&self, root: &Root) -> Result<Arc<RootDir>, OpenError> {
+        // A panic elsewhere while holding the lock leaves nothing half-done that matters:
+        // the state is re-derived from the file system whenever it is unsure.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.unwatched {
+            drop(state);
+            return root.reopen().map(Arc::new);
+        }
+        if state.watcher.is_none() {
+            // The root's path alone: a few directories, however many symlinks it crosses.
+            match Watcher::new(64) {
+                Ok(w) => state.watcher = Some(w),
+                Err(e) => {
+                    state.unwatched = true;
+                    log_once(
+                        &LOGGED_NO_INOTIFY,
+                        format_args!(
+                            "no inotify instance ({e}): the root is opened again for every \
+                             request"
+                        ),
+                    );
+                    drop(state);
+                    return root.reopen().map(Arc::new);
+                }
+            }
+        }
+        let SharedState { watcher, dir, .. } = &mut *state;
+        let Some(watcher) = watcher.as_mut() else {
+            return root.reopen().map(Arc::new);
+        };
+        let changes = watcher.drain();
+        if changes.root || changes.overflow {
+            *dir = None;
+            watcher.clear();
+        }
+        if let Some(d) = dir {
+            return Ok(Arc::clone(d));
+        }
+        match watcher.watch_root(root.path()) {
+            Ok(fd) if without_remote_events(fd.as_fd()).is_none() => {
+                let d = Arc::new(RootDir::from_fd(fd));
+                *dir = Some(Arc::clone(&d));
+                Ok(d)
+            }
+            // Not watchable, or on a file system whose changes inotify may not see.
+            Ok(_) | Err(_) => {
+                watcher.clear();
+                let d = root.reopen()?;
+                state.unwatched = true;
+                log_once(
+                    &LOGGED_ROOT,
+                    format_args!(
+                        "cannot watch the root's path {}: it is opened again for every request",
+                        root.path().display()
+                    ),
+                );
+                Ok(Arc::new(d))
+            }
+        }
     }
 }
 
@@ -770,6 +859,31 @@ mod tests {
         );
         std::fs::write(site.file("small.txt"), b"in place").unwrap();
         assert_eq!(site.fetch(&mut cache, "/small.txt").unwrap().0, b"in place");
+    }
+
+    #[test]
+    fn the_shared_root_follows_a_swap_on_the_next_call() {
+        let site = setup();
+        let shared = SharedRoot::new();
+        let small = path("/small.txt");
+        let read = |dir: &RootDir| match dir.open_entry(&small).unwrap() {
+            FsEntry::File(f) => body(&Content::File(Rc::new(f.file)), f.meta.size),
+            FsEntry::Dir(_) => panic!("a directory"),
+        };
+        let first = shared.current(&site.root).unwrap();
+        assert_eq!(read(&first), b"v1");
+        // Unchanged: the same directory, no new walk.
+        assert!(Arc::ptr_eq(&first, &shared.current(&site.root).unwrap()));
+        for (round, v) in ["v2", "v1", "v2"].into_iter().enumerate() {
+            swap(site.dir.path(), "current", v);
+            assert_eq!(
+                read(&shared.current(&site.root).unwrap()),
+                v.as_bytes(),
+                "{round}"
+            );
+        }
+        // An in-flight user of the old directory keeps it.
+        assert_eq!(read(&first), b"v1");
     }
 
     #[test]

@@ -22,10 +22,11 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
-/// A cache key: the path relative to the root.
-pub type Key = Rc<[u8]>;
+/// A cache key: the path relative to the root (`Arc`, so that the threaded mode's shared
+/// root watcher can move between threads; keys are cloned only when entries come and go).
+pub type Key = Arc<[u8]>;
 
 /// One dependency: a name looked up in a watched directory, or (empty name) any event on
 /// the watched object itself.
@@ -117,7 +118,7 @@ pub struct Watcher {
 
 /// The key the root's own path is registered under (no cached file has an empty path).
 pub fn root_key() -> Key {
-    Rc::from(&b""[..])
+    Arc::from(&b""[..])
 }
 
 impl Watcher {
@@ -293,7 +294,7 @@ impl Watcher {
             .or_default()
             .entry(name.into())
             .or_default();
-        if keys.insert(Rc::clone(key)) {
+        if keys.insert(Arc::clone(key)) {
             deps.push((wd, name.into()));
         }
         Ok(())
@@ -397,7 +398,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn key(s: &str) -> Key {
-        Rc::from(s.as_bytes())
+        Arc::from(s.as_bytes())
     }
 
     fn open(path: &Path) -> fs::File {

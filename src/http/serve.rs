@@ -19,7 +19,7 @@ use super::range::{self, RangeDecision};
 use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
-use crate::fs::cache::{Content, FileCache};
+use crate::fs::cache::{Content, FileCache, SharedRoot};
 use crate::fs::{
     self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root, RootDir,
 };
@@ -86,10 +86,13 @@ impl Default for SiteOptions {
 /// `client_header_buffer_size` is 1 KiB growing to 8 KiB buffers.
 pub const DEFAULT_MAX_HEAD: usize = 8 * 1024;
 
-/// What is served: the root and the options. Immutable after start-up, shared by workers.
+/// What is served: the root and the options. Immutable after start-up (but for the shared
+/// root of cache-less requests, which follows the root's path), shared by workers.
 #[derive(Debug)]
 pub struct Site {
     pub(crate) root: Root,
+    /// The root as its path names now, for requests served without a cache.
+    shared_root: SharedRoot,
     pub(crate) options: SiteOptions,
     favicon: Meta,
     probes: Probes,
@@ -109,6 +112,7 @@ impl Site {
         };
         Site {
             root,
+            shared_root: SharedRoot::new(),
             options,
             favicon,
             probes: Probes::default(),
@@ -265,11 +269,11 @@ fn get(
     path: &[u8],
     query: Option<&[u8]>,
 ) -> Response {
-    // The root as its path names it now: the cache's watched copy, or (threaded mode) one
-    // `open` of the path per request, so that a swapped release is served at once.
+    // The root as its path names it now (so that a swapped release is served at once): the
+    // cache's watched copy, or (threaded mode) the shared watched copy.
     let root = match cache.as_deref_mut() {
         Some(cache) => cache.root(&site.root),
-        None => site.root.reopen().map(Rc::new),
+        None => site.shared_root.current(&site.root),
     };
     let root = match root {
         Ok(root) => root,
