@@ -17,11 +17,23 @@
 //! fsnotify queues an event synchronously inside the system call that changes the tree
 //! (`rename`, `write`, `truncate`, `unlink`, `chmod`, `symlink` …), before that call returns.
 //! So if the owner calls [`FileCache::apply_changes`] after a request arrived and before it
-//! answers it, a request sent after the change returned is answered from the new state. The
-//! io_uring worker does not read the queue on every turn: it polls the descriptor
-//! ([`FileCache::watch_fd`]) in its ring and applies the changes when that poll completes, in
-//! the same batch of completions as the request or an earlier one (see the worker's `turn`
-//! for where that argument needs the ring's `IORING_SQ_TASKRUN` flag as well).
+//! answers it, a request sent after the change returned is answered from the new state.
+//!
+//! The io_uring worker does not read the queue on every turn. It polls the descriptor
+//! ([`FileCache::watch_fd`], multishot `PollAdd`) in its ring and applies the changes before
+//! handling a batch of completions that holds that poll's completion. Queuing the event wakes
+//! the poll, which queues the poll's task work inside the changing call; a recv of a request
+//! sent afterwards completes through task work queued later, and the kernel runs a ring's task
+//! work in FIFO order, so the poll's completion is in the same batch or an earlier one. Not
+//! covered by that: a recv completing inline when it is submitted, or inside a task work item
+//! already running when the request came, and task work the kernel leaves for the next enter
+//! (with `DEFER_TASKRUN` it runs at most 20 items per wait). In each of those the poll's task
+//! work is still pending after the batch was read, which the ring's `IORING_SQ_TASKRUN` flag
+//! shows (set up with `IORING_SETUP_TASKRUN_FLAG`); so the worker also applies the changes when
+//! that flag is set and the batch holds a recv. (Without `DEFER_TASKRUN` the kernel runs all
+//! task work before the enter returns, and the first rule suffices.) A request received in an
+//! earlier batch and answered later (pipelined, or after a send) was covered when it arrived.
+//! The threaded mode has no cache; see [`SharedRoot`].
 //!
 //! # When the kernel cannot tell us
 //!

@@ -236,7 +236,7 @@ impl Watcher {
         changes
     }
 
-    /// Applies the events encoded in `bytes` (as [`inotify::read`] returns them).
+    /// Applies the events encoded in `bytes` (as `sys::inotify::read` returns them).
     pub fn apply(&mut self, bytes: &[u8], changes: &mut Changes) {
         let root = root_key();
         for ev in inotify::events(bytes) {
