@@ -42,6 +42,7 @@ REQUESTS_PER_CONNECTION = 20
 # Each change waits (up to 1 s) until the clients have made this many requests since the last
 # one, so that every version is actually requested.
 REQUESTS_PER_CHANGE = 4
+KEEP = int(os.environ.get("DEPLOY_CHECK_KEEP", "2"))
 
 
 def body(path, version, size):
@@ -144,7 +145,7 @@ def client_loop(state, host, port, index):
             high = state.pending[path]
             state.requests += 1
         if status != 200:
-            state.note("errors", f"{path}: status {status}")
+            state.note("errors", f"{path}: status {status} (sent at version {low}, received at {high})")
             continue
         version = version_of(path, data)
         if version is None:
@@ -212,8 +213,8 @@ def deploy(state, base, changes, deadline):
                     state.published[p] = version
             kinds["swaps"] += 1
             # Old releases go (downloads in flight keep their open files).
-            old = os.path.join(base, f"r{release - 2}")
-            if release >= 2 and os.path.isdir(old):
+            old = os.path.join(base, f"r{release - KEEP}")
+            if release >= KEEP and os.path.isdir(old):
                 remove_tree(old)
         else:
             path = list(FILES)[(i // 2) % len(FILES)]

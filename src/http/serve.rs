@@ -275,7 +275,7 @@ fn get(
         Some(cache) => cache.root(&site.root),
         None => site.shared_root.current(&site.root),
     };
-    let root = match root {
+    let mut root = match root {
         Ok(root) => root,
         Err(e) => return open_failure(cx, &e),
     };
@@ -316,21 +316,21 @@ fn get(
         return file_response(cx, req, source, &hit.meta, cc, Some(&fields));
     }
     // Opened here, served once, and offered to the cache.
-    let mut serve_file = |f: FileEntry, key: &fs::SafePath| {
+    let serve_file = |cache: Option<&mut FileCache>, root: &RootDir, f: FileEntry, key| {
         let meta = f.meta;
-        let source = match cache.as_deref_mut() {
-            Some(cache) => Source::from(cache.insert(&root, key, f)),
+        let source = match cache {
+            Some(cache) => Source::from(cache.insert(root, key, f)),
             None => Source::File(Rc::new(f.file)),
         };
         file_response(cx, req, source, &meta, cc, None)
     };
-    match root.open_entry(&safe) {
+    match open_fresh(site, cache.as_deref_mut(), &mut root, &safe) {
         // `/file.txt/` names a directory that is not there.
         Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
-        Ok(Entry::File(f)) => serve_file(f, &safe),
+        Ok(Entry::File(f)) => serve_file(cache, &root, f, &safe),
         Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
-        Ok(Entry::Dir(dir)) => match root.open_entry(file_path) {
-            Ok(Entry::File(f)) => serve_file(f, file_path),
+        Ok(Entry::Dir(dir)) => match open_fresh(site, cache.as_deref_mut(), &mut root, file_path) {
+            Ok(Entry::File(f)) => serve_file(cache, &root, f, file_path),
             Err(OpenError::NotFound) if site.options.listing == Listing::On => {
                 listing(site, cx, &dir, path)
             }
@@ -338,6 +338,38 @@ fn get(
             Err(e) => open_failure(cx, &e),
         },
         Err(e) => open_failure(cx, &e),
+    }
+}
+
+/// Opens `path` beneath `root`; if it is not found, looks at the root once more first. The
+/// root was taken when the request was read, and under a deploy that swaps releases and then
+/// deletes old ones, the release it names may be gone by the time a file is opened (a worker
+/// preempted for a while): a file present in every release must not get a 404 then. Costs one
+/// more non-blocking `read` of the change queue on a real 404.
+fn open_fresh(
+    site: &Site,
+    cache: Option<&mut FileCache>,
+    root: &mut Arc<RootDir>,
+    path: &fs::SafePath,
+) -> Result<Entry, OpenError> {
+    match root.open_entry(path) {
+        Err(OpenError::NotFound) => {
+            let again = match cache {
+                Some(cache) => {
+                    cache.apply_changes();
+                    cache.root(&site.root)
+                }
+                None => site.shared_root.current(&site.root),
+            };
+            match again {
+                Ok(newer) if !Arc::ptr_eq(&newer, root) => {
+                    *root = newer;
+                    root.open_entry(path)
+                }
+                _ => Err(OpenError::NotFound),
+            }
+        }
+        opened => opened,
     }
 }
 
