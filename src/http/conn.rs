@@ -321,7 +321,7 @@ mod tests {
         let site = Site::new(root, SiteOptions::default());
         let date = DateCache::new(SystemTime::now());
         let mut cache = FileCache::new();
-        let mut status = |cache: Option<&mut FileCache>| {
+        let status = |cache: Option<&mut FileCache>| {
             let mut conn = Conn::new();
             conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
             match conn.poll_with(&site, cache, &date, Lifecycle::Serving) {
