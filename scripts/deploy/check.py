@@ -13,6 +13,9 @@ kinds of change, each one system call that the deploy tools use:
   - a release swap: a new release directory with every file at a new version, then
     `ln -sfn rN current.tmp && mv -T current.tmp current` (symlink + rename);
   - a file replacement inside the current release: write a temporary file, rename it over.
+After each swap the release before the previous one is deleted (DEPLOY_CHECK_KEEP=N in the
+environment keeps N releases instead of 2), as deploy tools prune old releases: a request must
+not get a 404 because the release that was current when it arrived has just gone.
 For every path it keeps the version published (after the change's rename returned) and the
 version about to be published (before the rename). A response is
   stale  if its version is older than the one published when the request was sent,
@@ -42,6 +45,7 @@ REQUESTS_PER_CONNECTION = 20
 # Each change waits (up to 1 s) until the clients have made this many requests since the last
 # one, so that every version is actually requested.
 REQUESTS_PER_CHANGE = 4
+# Releases kept on disk (see the module doc).
 KEEP = int(os.environ.get("DEPLOY_CHECK_KEEP", "2"))
 
 
