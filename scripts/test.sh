@@ -3,8 +3,9 @@
 # warnings denied, every test target and the doc tests, then a curl smoke test of the binary
 # serving the demo site, the embedding example, a differential test of the request parser
 # against h11 (scripts/h11_diff.py; installs h11 into a venv when missing), a 15 s soak per I/O
-# mode (scripts/soak.sh), and a real nginx in front of three origins (scripts/proxy/test.sh;
-# installs nginx when missing). Stops at the first failing step.
+# mode (scripts/soak.sh), a deploy under load (scripts/deploy-check.sh), and a real nginx in
+# front of three origins (scripts/proxy/test.sh; installs nginx when missing). Stops at the
+# first failing step.
 set -euo pipefail
 
 usage() {
@@ -231,6 +232,9 @@ cargo build --quiet --example parse_verdict
 step "soak: 15 s per mode of hostile traffic against the release build (scripts/soak.sh)"
 need python3 python3
 scripts/soak.sh --seconds 15
+
+step "deploy check: 100 release swaps and file replacements under load, both modes (scripts/deploy-check.sh)"
+scripts/deploy-check.sh --changes 100 --binary target/debug/ringserve
 
 step "proxy test: real nginx in front of three origins (scripts/proxy/test.sh)"
 scripts/proxy/test.sh

@@ -863,6 +863,9 @@ fn accept_at_the_descriptor_limit_backs_off_and_recovers() {
             256,
         ));
         let addr = parse_startup(&child.startup_line(), &root);
+        // One request first: the root's watches (an inotify instance and its walk) are set
+        // up by the first request, as they are on any server that has served.
+        assert!(http_get(addr, "/").starts_with(b"HTTP/1.1 200 OK\r\n"));
         let pid = libc::pid_t::try_from(child.child.id()).unwrap();
         let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()

@@ -26,7 +26,7 @@
 //!   - Results are kept, process-wide, for the last [`CACHED_DIRS`] directories, keyed by the
 //!     directory's identity and its modification and change times to the nanosecond (which
 //!     every creation, removal or rename of an entry updates). The rows' sizes and dates are
-//!     described afresh once they are [`REVALIDATE_EVERY`] old, as fresh as the file cache's.
+//!     described afresh once they are [`REVALIDATE_EVERY`] old.
 //!   - A directory small enough to read at once (`st_size` at most [`INLINE_MAX_BYTES`]) is
 //!     read by the caller. A larger one is read, and later re-described, by a helper thread
 //!     (at most [`MAX_HELPERS`] at once); the caller waits at most [`HELPER_WAIT`] and then
@@ -36,7 +36,6 @@
 //!     for [`REVALIDATE_EVERY`] only: its timestamp has the file system's tick, so a change in
 //!     the same tick as the read would otherwise go unseen (git's "racily clean").
 
-use super::cache::REVALIDATE_EVERY;
 use super::{Directory, resolve::Dotfiles};
 use crate::sys;
 use crate::sys::fs::EntryKind;
@@ -51,6 +50,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
+
+/// How long a listing's rows (sizes, dates) are reused before they are described afresh;
+/// the names themselves follow the directory's identity and times (see the module docs).
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(1);
 
 /// Entries shown at most. Each is `lstat`ed on every request (about a microsecond each), and
 /// a page of 1,000 rows is about 150 KB, already more than anyone reads.

@@ -11,6 +11,7 @@ pub mod listing;
 pub mod mime;
 pub mod resolve;
 pub mod sidecar;
+pub mod watch;
 
 pub use etag::ETag;
 pub use mime::ContentType;
@@ -19,16 +20,23 @@ pub use resolve::{Dotfiles, PathError, SafePath, resolve};
 use crate::sys;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// The served directory, held open: every lookup is relative to this descriptor, so renaming
-/// or replacing the directory path after start-up cannot redirect lookups elsewhere.
+/// The served directory: the path it was given as (symlinks not resolved, so that a later
+/// swap of a symlink on it is seen), and the directory it named at start-up.
 #[derive(Debug)]
 pub struct Root {
-    dir: OwnedFd,
     path: PathBuf,
+    dir: RootDir,
+}
+
+/// The root directory as one lookup resolved it, held open: every lookup of a file is
+/// relative to this descriptor, so nothing can redirect it while it is in use.
+#[derive(Debug)]
+pub struct RootDir {
+    dir: OwnedFd,
 }
 
 /// What a [`SafePath`] names.
@@ -82,10 +90,11 @@ pub enum OpenError {
 }
 
 impl Root {
-    /// Opens `path` as the root; it must be a readable directory.
+    /// Opens `path` as the root; it must be a readable directory. Relative paths are taken
+    /// against the working directory now; symlinks on the path are kept, not resolved.
     pub fn open(path: &Path) -> io::Result<Root> {
-        let canonical = std::fs::canonicalize(path)?;
-        let dir = File::open(&canonical)?;
+        let path = std::path::absolute(path)?;
+        let dir = File::open(&path)?;
         if !dir.metadata()?.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
@@ -93,17 +102,48 @@ impl Root {
             ));
         }
         Ok(Root {
-            dir: dir.into(),
-            path: canonical,
+            path,
+            dir: RootDir { dir: dir.into() },
         })
     }
 
-    /// The canonical path the root was opened at (for messages only; never for lookups).
+    /// The absolute path the root was given as (symlinks kept).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Opens what `path` names, beneath the root.
+    /// The directory the path named at start-up (for start-up checks; serving uses
+    /// [`Root::reopen`] or a cache's watched copy, so that a swapped release is seen).
+    pub fn at_start(&self) -> &RootDir {
+        &self.dir
+    }
+
+    /// The directory the root's path names now: one `open` of the path (`O_PATH`, which
+    /// needs no read permission and reads nothing).
+    pub fn reopen(&self) -> Result<RootDir, OpenError> {
+        match sys::fs::open_dir_path(&self.path) {
+            Ok(dir) => Ok(RootDir { dir }),
+            Err(e) => Err(open_error(e)),
+        }
+    }
+
+    /// Opens what `path` names beneath the directory opened at start-up.
+    pub fn open_entry(&self, path: &SafePath) -> Result<Entry, OpenError> {
+        self.dir.open_entry(path)
+    }
+}
+
+impl RootDir {
+    /// Wraps a directory descriptor obtained by a watched walk of the root's path.
+    pub(crate) fn from_fd(dir: OwnedFd) -> RootDir {
+        RootDir { dir }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    /// Opens what `path` names, beneath this directory.
     pub fn open_entry(&self, path: &SafePath) -> Result<Entry, OpenError> {
         // SECURITY: `open_beneath` resolves with RESOLVE_BENEATH on the root descriptor, so
         // neither `..` (already removed by `resolve`) nor a symlink can leave the root.

@@ -18,7 +18,7 @@
 //! serves: its own size and a strong ETag of its own ([`super::ETag::for_encoded`]), but the
 //! original's content type and modification time (`Last-Modified` stays the original's).
 
-use super::{Entry, FileEntry, Meta, Root, SafePath};
+use super::{Entry, FileEntry, Meta, RootDir, SafePath};
 use crate::sys::fs::{Identity, identity_at};
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -94,7 +94,7 @@ pub struct Sidecar {
     pub identity: Option<Identity>,
 }
 
-impl Root {
+impl RootDir {
     /// Looks up the `coding` sidecar of the file `original` (already open, described by
     /// `meta`). See the module docs for the rule.
     pub fn open_sidecar(&self, original: &SafePath, meta: &Meta, coding: Coding) -> Sidecar {
@@ -164,7 +164,7 @@ mod tests {
         f.set_modified(when).unwrap();
     }
 
-    fn original(root: &Root, p: &SafePath) -> FileEntry {
+    fn original(root: &RootDir, p: &SafePath) -> FileEntry {
         match root.open_entry(p).unwrap() {
             Entry::File(f) => f,
             Entry::Dir(_) => panic!("a directory"),
@@ -185,9 +185,10 @@ mod tests {
         set_mtime(&dir.join("app.js"), t0);
         set_mtime(&dir.join("app.js.br"), t0);
         set_mtime(&dir.join("app.js.gz"), t0 - Duration::from_nanos(1));
-        let root = Root::open(&dir).unwrap();
+        let root = crate::fs::Root::open(&dir).unwrap();
+        let root = root.at_start();
         let p = resolve(b"/app.js", Dotfiles::Hidden).unwrap();
-        let orig = original(&root, &p);
+        let orig = original(root, &p);
 
         let br = root.open_sidecar(&p, &orig.meta, Coding::Br);
         let Found::Usable(entry) = br.found else {

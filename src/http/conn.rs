@@ -433,6 +433,39 @@ mod tests {
         assert_eq!((conn.buffered(), conn.buf.capacity()), (0, 0));
     }
 
+    /// A release swapped and the old one deleted after the worker last applied its change
+    /// queue (a worker preempted mid-batch): a file present in both releases is not a 404.
+    #[test]
+    fn a_deleted_old_release_is_not_a_404_for_a_file_the_new_one_has() {
+        let dir = tempfile::tempdir().unwrap();
+        for v in ["v1", "v2"] {
+            std::fs::create_dir(dir.path().join(v)).unwrap();
+            std::fs::write(dir.path().join(v).join("a.txt"), v).unwrap();
+        }
+        std::os::unix::fs::symlink("v1", dir.path().join("current")).unwrap();
+        let root = Root::open(&dir.path().join("current")).unwrap();
+        let site = Site::new(root, SiteOptions::default());
+        let date = DateCache::new(SystemTime::now());
+        let mut cache = FileCache::new();
+        let status = |cache: Option<&mut FileCache>| {
+            let mut conn = Conn::new(Instant::now());
+            conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n", Instant::now());
+            match conn.poll_with(&site, cache, &date, Lifecycle::Serving) {
+                Step::Respond(r) => r.head[9..12].to_vec(),
+                other => panic!("unexpected step {other:?}"),
+            }
+        };
+        // The worker's cache and the shared root both hold v1 now.
+        assert_eq!(status(Some(&mut cache)), b"200");
+        assert_eq!(status(None), b"200");
+        std::os::unix::fs::symlink("v2", dir.path().join("tmp")).unwrap();
+        std::fs::rename(dir.path().join("tmp"), dir.path().join("current")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("v1")).unwrap();
+        // No apply_changes in between: the open finds v1 gone and looks again.
+        assert_eq!(status(Some(&mut cache)), b"200");
+        assert_eq!(status(None), b"200");
+    }
+
     #[test]
     fn the_cache_serves_the_same_answer_as_the_disk() {
         let f = fixture(SiteOptions::default());

@@ -29,9 +29,11 @@ use super::range::{self, RangeDecision};
 use super::request::{Method, Request, Target, Version};
 use super::response::{self, After, Body, Confirm, HeadBuilder, Part, Response};
 use super::status::Status;
-use crate::fs::cache::{Content, FileCache, Hit, SidecarState};
+use crate::fs::cache::{Content, FileCache, Hit, SharedRoot, SidecarState};
 use crate::fs::sidecar::{Coding, Found, Sidecar};
-use crate::fs::{self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root};
+use crate::fs::{
+    self, ContentType, Dotfiles, Entry, FileEntry, Meta, OpenError, PathError, Root, RootDir,
+};
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
@@ -90,10 +92,13 @@ impl Default for SiteOptions {
 /// `client_header_buffer_size` is 1 KiB growing to 8 KiB buffers.
 pub const DEFAULT_MAX_HEAD: usize = 8 * 1024;
 
-/// What is served: the root and the options. Immutable after start-up, shared by workers.
+/// What is served: the root and the options. Immutable after start-up (but for the shared
+/// root of cache-less requests, which follows the root's path), shared by workers.
 #[derive(Debug)]
 pub struct Site {
     pub(crate) root: Root,
+    /// The root as its path names now, for requests served without a cache.
+    shared_root: SharedRoot,
     pub(crate) options: SiteOptions,
     favicon: Meta,
     probes: Probes,
@@ -113,6 +118,7 @@ impl Site {
         };
         Site {
             root,
+            shared_root: SharedRoot::new(),
             options,
             favicon,
             probes: Probes::default(),
@@ -279,8 +285,18 @@ fn get(
     path: &[u8],
     query: Option<&[u8]>,
 ) -> Response {
+    // The root as its path names it now (so that a swapped release is served at once): the
+    // cache's watched copy, or (threaded mode) the shared watched copy.
+    let root = match cache.as_deref_mut() {
+        Some(cache) => cache.root(&site.root),
+        None => site.shared_root.current(&site.root),
+    };
+    let mut root = match root {
+        Ok(root) => root,
+        Err(e) => return open_failure(cx, &e),
+    };
     if path == b"/favicon.ico" {
-        return favicon(site, cx, req);
+        return favicon(site, &root, cx, req);
     }
     let safe = match fs::resolve(path, site.options.dotfiles) {
         Ok(safe) => safe,
@@ -303,32 +319,35 @@ fn get(
         &safe
     };
     if let Some(cache) = cache.as_deref_mut()
-        && let Some(hit) = cache.get(&site.root, file_path)
+        && let Some(hit) = cache.get(&root, file_path)
     {
-        return cached_response(site, cx, req, cache, file_path, hit);
+        return cached_response(site, &root, cx, req, cache, file_path, hit);
     }
     // Opened here, served once, and offered to the cache.
-    let mut serve_file = |f: FileEntry, key: &fs::SafePath| match cache.as_deref_mut() {
-        Some(cache) => {
-            let meta = f.meta;
-            let content = cache.insert(key, f);
-            let hit = Hit {
-                content,
-                meta,
-                prebuilt: None,
-                sidecars: None,
-            };
-            cached_response(site, cx, req, cache, key, hit)
-        }
-        None => uncached_response(site, cx, req, f, key),
-    };
-    match site.root.open_entry(&safe) {
+    let serve_file =
+        |cache: Option<&mut FileCache>, root: &RootDir, f: FileEntry, key: &fs::SafePath| {
+            match cache {
+                Some(cache) => {
+                    let meta = f.meta;
+                    let content = cache.insert(root, key, f);
+                    let hit = Hit {
+                        content,
+                        meta,
+                        prebuilt: None,
+                        sidecars: None,
+                    };
+                    cached_response(site, root, cx, req, cache, key, hit)
+                }
+                None => uncached_response(site, root, cx, req, f, key),
+            }
+        };
+    match open_fresh(site, cache.as_deref_mut(), &mut root, &safe) {
         // `/file.txt/` names a directory that is not there.
         Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
-        Ok(Entry::File(f)) => serve_file(f, &safe),
+        Ok(Entry::File(f)) => serve_file(cache, &root, f, &safe),
         Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
-        Ok(Entry::Dir(dir)) => match site.root.open_entry(file_path) {
-            Ok(Entry::File(f)) => serve_file(f, file_path),
+        Ok(Entry::Dir(dir)) => match open_fresh(site, cache.as_deref_mut(), &mut root, file_path) {
+            Ok(Entry::File(f)) => serve_file(cache, &root, f, file_path),
             Err(OpenError::NotFound) if site.options.listing == Listing::On => {
                 listing(site, cx, &dir, path)
             }
@@ -339,10 +358,43 @@ fn get(
     }
 }
 
+/// Opens `path` beneath `root`; if it is not found, looks at the root once more first. The
+/// root was taken when the request was read, and under a deploy that swaps releases and then
+/// deletes old ones, the release it names may be gone by the time a file is opened (a worker
+/// preempted for a while): a file present in every release must not get a 404 then. Costs one
+/// more non-blocking `read` of the change queue on a real 404.
+fn open_fresh(
+    site: &Site,
+    cache: Option<&mut FileCache>,
+    root: &mut Arc<RootDir>,
+    path: &fs::SafePath,
+) -> Result<Entry, OpenError> {
+    match root.open_entry(path) {
+        Err(OpenError::NotFound) => {
+            let again = match cache {
+                Some(cache) => {
+                    cache.apply_changes();
+                    cache.root(&site.root)
+                }
+                None => site.shared_root.current(&site.root),
+            };
+            match again {
+                Ok(newer) if !Arc::ptr_eq(&newer, root) => {
+                    *root = newer;
+                    root.open_entry(path)
+                }
+                _ => Err(OpenError::NotFound),
+            }
+        }
+        opened => opened,
+    }
+}
+
 /// A file served through the worker's cache: its sidecars are looked up once per file version
 /// and kept with it, and the header fields of each representation's full 200 are built once.
 fn cached_response(
     site: &Site,
+    root: &RootDir,
     cx: &Cx<'_>,
     req: &Request<'_>,
     cache: &mut FileCache,
@@ -352,8 +404,8 @@ fn cached_response(
     let cc = cache_control(site);
     let sidecars = match hit.sidecars {
         None if negotiates(site, path) => {
-            let found = look_up_sidecars(site, path, &hit.meta);
-            Some(cache.attach_sidecars(path, found))
+            let found = look_up_sidecars(site, root, path, &hit.meta);
+            Some(cache.attach_sidecars(root, path, found))
         }
         other => other,
     };
@@ -404,6 +456,7 @@ fn cached_response(
 /// request. The same decisions as [`cached_response`], so the same head.
 fn uncached_response(
     site: &Site,
+    root: &RootDir,
     cx: &Cx<'_>,
     req: &Request<'_>,
     f: FileEntry,
@@ -411,7 +464,7 @@ fn uncached_response(
 ) -> Response {
     let cc = cache_control(site);
     let found = if negotiates(site, path) {
-        look_up_sidecars(site, path, &f.meta)
+        look_up_sidecars(site, root, path, &f.meta)
     } else {
         Vec::new()
     };
@@ -460,11 +513,11 @@ fn negotiates(site: &Site, path: &fs::SafePath) -> bool {
 }
 
 /// Every configured sidecar of the file `path`, in the configured order.
-fn look_up_sidecars(site: &Site, path: &fs::SafePath, meta: &Meta) -> Vec<Sidecar> {
+fn look_up_sidecars(site: &Site, root: &RootDir, path: &fs::SafePath, meta: &Meta) -> Vec<Sidecar> {
     site.options
         .precompressed
         .codings()
-        .map(|coding| site.root.open_sidecar(path, meta, coding))
+        .map(|coding| root.open_sidecar(path, meta, coding))
         .collect()
 }
 
@@ -589,9 +642,9 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
     }
 }
 
-fn favicon(site: &Site, cx: &Cx<'_>, req: &Request<'_>) -> Response {
+fn favicon(site: &Site, root: &RootDir, cx: &Cx<'_>, req: &Request<'_>) -> Response {
     let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
-    match site.root.open_favicon() {
+    match root.open_favicon() {
         Some(FileEntry { file, meta }) => file_response(
             cx,
             req,

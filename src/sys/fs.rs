@@ -162,6 +162,89 @@ pub fn lstat_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(EntryKind, u
     Ok((kind, u64::try_from(st.st_size).unwrap_or(0), st.st_mtime))
 }
 
+/// What a directory entry is, without following it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: what the single entry `name` in `dir` is.
+pub fn kind_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Kind> {
+    let name = c_name(name)?;
+    // SAFETY: stat is plain old data; all zeroes is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is a NUL-terminated string and `st` a live, writable stat buffer, both
+    // valid for the duration of the call.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => Kind::Dir,
+        libc::S_IFLNK => Kind::Symlink,
+        _ => Kind::Other,
+    })
+}
+
+/// The target of the symlink `name` in `dir`.
+pub fn readlink_at(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<Vec<u8>> {
+    let name = c_name(name)?;
+    // PATH_MAX: the kernel never returns a longer target.
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: `name` is NUL-terminated and `buf` a live, writable buffer of `buf.len()`
+    // bytes, both valid for this synchronous call; the kernel writes at most that many.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// Opens the directory entry `name` in `dir` as an `O_PATH` directory descriptor, following
+/// no symlink (the caller walks symlinks itself); `dir` None means the working directory.
+pub fn open_dir_at(dir: Option<BorrowedFd<'_>>, name: &[u8]) -> io::Result<OwnedFd> {
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    openat_retrying(at, &c_name(name)?, flags)
+}
+
+/// Opens the directory `path` names now, following symlinks, as an `O_PATH` descriptor: a
+/// handle to look names up beneath, which needs no read permission on the directory.
+pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    openat_retrying(libc::AT_FDCWD, &c_path(path)?, flags)
+}
+
+/// The type of the file system `fd` is on (`f_type` of `fstatfs`, a `*_SUPER_MAGIC` number).
+pub fn fs_type(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statfs is plain old data; all zeroes is a valid value to be overwritten.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable statfs buffer for the duration of the call.
+    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // The magic numbers are 32-bit values; the field's signedness differs by architecture.
+    Ok(st.f_type as u64 & 0xffff_ffff)
+}
+
 /// True when [`open_beneath`] uses `openat2`; false when it uses the symlink-refusing fallback
 /// walk. Probed once per process; meant for a start-up log line.
 pub fn openat2_available() -> bool {

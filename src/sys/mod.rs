@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod fs;
+pub mod inotify;
 pub mod net;
 pub mod rlimit;
 pub mod signal;

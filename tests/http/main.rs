@@ -8,6 +8,7 @@ mod common;
 mod basics;
 mod conditional;
 mod connection;
+mod deploy;
 mod errors;
 mod faults;
 mod favicon;

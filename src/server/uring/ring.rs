@@ -50,8 +50,12 @@ impl Ring {
     pub fn new(sq_entries: u32) -> io::Result<Ring> {
         type Configure = fn(&mut io_uring::Builder);
         let attempts: [(&str, Configure); 3] = [
+            // TASKRUN_FLAG (5.19, older than DEFER_TASKRUN): the worker reads it to know
+            // whether task work is still pending after a batch (see `fs::cache`, "Ordering").
             ("SINGLE_ISSUER|DEFER_TASKRUN", |b| {
-                b.setup_single_issuer().setup_defer_taskrun();
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag();
             }),
             ("SINGLE_ISSUER", |b| {
                 b.setup_single_issuer();
@@ -147,6 +151,20 @@ impl Ring {
             .build()
             .user_data(token.encode());
         self.push_plain(entry);
+    }
+
+    /// Multishot poll for `events` on a descriptor: a completion each time it is ready.
+    pub fn poll_multi(&mut self, fd: RawFd, events: libc::c_short, token: Token) {
+        let entry = opcode::PollAdd::new(types::Fd(fd), events as u32)
+            .multi(true)
+            .build()
+            .user_data(token.encode());
+        self.push_plain(entry);
+    }
+
+    /// Task work is pending in the kernel (`IORING_SQ_TASKRUN`; only with `TASKRUN_FLAG`).
+    pub fn taskrun_pending(&mut self) -> bool {
+        self.ring.submission().taskrun()
     }
 
     /// Cancels the operation tagged `target`; only a failure posts a completion (ignored).

@@ -28,6 +28,8 @@ pub enum Kind {
     Wake = 5,
     /// Cancel and close: posted only on failure (`CQE_SKIP_SUCCESS`), and ignored.
     Ignore = 6,
+    /// Multishot poll on the file cache's inotify descriptor.
+    Watch = 7,
 }
 
 impl Token {
@@ -54,6 +56,7 @@ impl Token {
             4 => Kind::Poll,
             5 => Kind::Wake,
             6 => Kind::Ignore,
+            7 => Kind::Watch,
             _ => return None,
         };
         Some(Token {
@@ -77,6 +80,7 @@ mod tests {
             Kind::Poll,
             Kind::Wake,
             Kind::Ignore,
+            Kind::Watch,
         ] {
             for (slot, generation) in [(0, 0), (u32::MAX, GENERATION_MASK), (7, 12345)] {
                 let t = Token::new(kind, slot, generation);

@@ -155,6 +155,7 @@ impl Worker {
             libc::POLLIN,
             Token::new(Kind::Wake, 0, 0),
         );
+        self.arm_watch();
         if self.shared.shutdown.is_draining() {
             self.start_drain();
         }
@@ -188,9 +189,22 @@ impl Worker {
         self.ring.submit_and_wait(wait)?;
         self.now = Instant::now();
         self.date.update(SystemTime::now(), self.now);
-        self.cache.set_now(self.now);
         let mut cqes = std::mem::take(&mut self.cqes);
         self.ring.take_completions(&mut cqes);
+        // Deploys: apply file-system changes before answering any request of this batch when
+        // the batch holds the inotify poll's completion, or holds a recv while task work is
+        // still pending (the cases where a request's completion can overtake the poll's; the
+        // argument is in `fs::cache`, "Ordering").
+        let watch = Token::new(Kind::Watch, 0, 0).encode();
+        let polled = cqes.iter().any(|&(data, ..)| data == watch);
+        if polled
+            || (self.ring.taskrun_pending()
+                && cqes
+                    .iter()
+                    .any(|&(data, ..)| Token::decode(data).is_some_and(|t| t.kind == Kind::Recv)))
+        {
+            self.cache.apply_changes();
+        }
         for &(data, res, flags) in &cqes {
             self.complete(data, res, flags);
         }
@@ -334,7 +348,24 @@ impl Worker {
             Kind::Poll => self.with_conn(t.slot, t.generation, |c, io| c.on_writable(io)),
             Kind::Wake => self.start_drain(),
             Kind::Ignore => {}
+            // Applied in `turn` before the batch; re-armed if the kernel ended the poll, and
+            // if it refused it, the cache stops relying on events (its logged fallback).
+            Kind::Watch if res < 0 => {
+                self.cache.stop_watching(io::Error::from_raw_os_error(-res));
+            }
+            Kind::Watch if !cqueue::more(flags) => self.arm_watch(),
+            Kind::Watch => {}
         }
+    }
+
+    /// Polls the file cache's inotify descriptor (multishot), so that changes on disk show up
+    /// as completions (applied in `turn`).
+    fn arm_watch(&mut self) {
+        let Some(fd) = self.cache.watch_fd().map(|fd| fd.as_raw_fd()) else {
+            return;
+        };
+        self.ring
+            .poll_multi(fd, libc::POLLIN, Token::new(Kind::Watch, 0, 0));
     }
 
     fn arm_accept(&mut self, index: u32) {
