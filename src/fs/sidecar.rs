@@ -2,11 +2,11 @@
 //! next to `app.js`, served in its place to clients that accept the coding.
 //!
 //! Owns: the names of the sidecars ([`Coding::suffix`]) and the rule for when one may be
-//! used ([`Root::open_sidecar`]). Must not: negotiate (that is `http::encoding`) or know about
+//! used ([`RootDir::open_sidecar`]). Must not: negotiate (that is `http::encoding`) or know about
 //! responses.
 //!
 //! A sidecar is **usable** when all of these hold, checked in this order:
-//! 1. it opens beneath the root the same way as any served file ([`Root::open_entry`]:
+//! 1. it opens beneath the root the same way as any served file ([`RootDir::open_entry`]:
 //!    `openat2` with `RESOLVE_BENEATH`), so a symlink leading out of the root is not followed;
 //! 2. it is a regular file (not a directory, FIFO, socket or device);
 //! 3. it is readable by the server (the open succeeded);
