@@ -270,14 +270,17 @@ def main():
 
     heads = corpus(args.count, args.seed)
     ours = ringserve_verdicts(args.verdict, heads)
-    accepted = h11_accepted = stricter = 0
+    accepted = h11_accepted = 0
+    stricter = {}  # ringserve's verdict on heads h11 accepts
     reasons = {}
     mismatches = []
     for head, mine in zip(heads, ours):
         theirs = h11_verdict(head)
         h11_accepted += theirs[0] == "accept"
         if mine[0] != "accept":
-            stricter += theirs[0] == "accept"
+            if theirs[0] == "accept":
+                verdict = " ".join(mine)
+                stricter[verdict] = stricter.get(verdict, 0) + 1
             continue
         accepted += 1
         if same(mine, theirs):
@@ -291,7 +294,8 @@ def main():
 
     print(f"h11_diff: {len(heads)} heads (seed {args.seed}, h11 {h11.__version__}): "
           f"ringserve accepts {accepted}, h11 accepts {h11_accepted}; "
-          f"ringserve refuses {stricter} that h11 accepts")
+          f"ringserve refuses {sum(stricter.values())} that h11 accepts ("
+          + ", ".join(f"{v} {n}" for v, n in sorted(stricter.items())) + ")")
     for reason, n in sorted(reasons.items()):
         print(f"h11_diff: deliberate difference, {reason}: {n} heads")
     for head, mine, theirs in mismatches[: args.show]:

@@ -108,11 +108,32 @@ pub fn conn(data: &[u8]) {
             1 => Lifecycle::Announcing,
             _ => Lifecycle::Serving,
         };
-        run_conn(site, &f.date, life, *chunking, stream);
+        let chunked = run_conn(site, &f.date, life, *chunking, stream);
+        if *chunking != 0 && !chunked.delayed {
+            // Where the stream is cut does not change a single byte of the answers.
+            let whole = run_conn(site, &f.date, life, 0, stream);
+            assert_eq!(
+                chunked.answers, whole.answers,
+                "chunking changed the answers"
+            );
+        }
     });
 }
 
-fn run_conn(site: &Site, date: &DateCache, life: Lifecycle, chunking: u8, stream: &[u8]) {
+/// What one run of a stream through a `Conn` produced.
+struct Run {
+    /// Each response's head and body length, in order (the 408 of a timeout included).
+    answers: Vec<(Vec<u8>, u64)>,
+    /// A refusal was put off by Conn's empty-line pre-check (see [`run_conn`]), so the
+    /// answers may differ from the same stream fed at once.
+    delayed: bool,
+}
+
+fn run_conn(site: &Site, date: &DateCache, life: Lifecycle, chunking: u8, stream: &[u8]) -> Run {
+    let mut run = Run {
+        answers: Vec::new(),
+        delayed: false,
+    };
     let mut rng = Rng(u64::from(chunking) | 0x9e37_79b9_0000_0000);
     let mut conn = Conn::new(date.instant());
     // Our own view of the stream, to know which request each response answers.
@@ -134,6 +155,8 @@ fn run_conn(site: &Site, date: &DateCache, life: Lifecycle, chunking: u8, stream
                 Step::Respond(response) => {
                     let expected = expected_answer(&stream[answered..sent], max_head);
                     check_response(&response, expected);
+                    run.answers
+                        .push((response.head.clone(), response.body_len()));
                     match expected {
                         Expected::Answer { len, .. } => answered += len,
                         Expected::Refused(_) => {
@@ -159,7 +182,10 @@ fn run_conn(site: &Site, date: &DateCache, life: Lifecycle, chunking: u8, stream
                         // every byte): a head that turned invalid before its end is refused at
                         // its end, at the size limit or at the header timeout instead.
                         Expected::Refused(_)
-                            if pending.len() < max_head && !has_empty_line(pending) => {}
+                            if pending.len() < max_head && !has_empty_line(pending) =>
+                        {
+                            run.delayed = true;
+                        }
                         other => panic!("asked for more with {other:?} buffered"),
                     }
                     break;
@@ -176,7 +202,10 @@ fn run_conn(site: &Site, date: &DateCache, life: Lifecycle, chunking: u8, stream
         check_framing(&response, false);
         assert_eq!(response.status.code(), 408);
         assert_eq!(response.after, After::Close);
+        run.answers
+            .push((response.head.clone(), response.body_len()));
     }
+    run
 }
 
 /// What the next response must answer, from parsing the unanswered bytes ourselves.
