@@ -70,7 +70,7 @@ for mode in $modes; do
     # An empty first release; check.py fills it before any request.
     mkdir -p "$base/r0"
     ln -s r0 "$base/current"
-    : >"$work/$mode.stderr"
+    : >"$work/$mode.stderr" # exists before the poll below reads it
     "$binary" "$base/current" --listen 127.0.0.1:0 --mode "$mode" 2>"$work/$mode.stderr" &
     server_pid=$!
     url=

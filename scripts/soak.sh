@@ -81,6 +81,7 @@ failed=0
 for mode in "${modes[@]}"; do
     site="$work/site-$mode"
     python3 scripts/soak/soak.py --make-site "$site"
+    : >"$work/$mode.err" # exists before the poll below reads it
     "$binary" "$site" --mode "$mode" --listen 127.0.0.1:0 \
         --header-timeout 5 2>"$work/$mode.err" &
     server_pid=$!

@@ -115,6 +115,9 @@ cleanup() {
     rm -rf "$smoke_dir"
 }
 trap cleanup EXIT
+# The files exist before the background commands start: the polls below read them at once.
+: >"$smoke_dir/stderr"
+: >"$smoke_dir/embed.out"
 target/debug/ringserve www --listen 127.0.0.1:0 --mode threaded 2>"$smoke_dir/stderr" &
 server_pid=$!
 base=
