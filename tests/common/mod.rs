@@ -106,6 +106,65 @@ pub fn run_case(test: &'static str, mode: fn() -> Mode, case: fn(Ctx)) {
     case(ctx);
 }
 
+/// Status line, headers in order without Date, and body.
+pub type Answer = (String, Vec<(String, String)>, Vec<u8>);
+
+/// Sends `requests`, one by one, to a server of every mode (`serve` starts it) and asserts
+/// that every mode gives the same answers, Date aside. A mode that cannot run here is
+/// reported; where io_uring is required the modes must have been compared.
+pub fn assert_modes_answer_alike(requests: &[String], serve: impl Fn(&Ctx) -> TestServer) {
+    let mut reference: Option<(&str, Vec<Answer>)> = None;
+    let mut compared = 0;
+    for ctx in for_each_mode!(mode_list) {
+        if let Some(why) = ctx.unsupported() {
+            assert!(
+                !uring_required(),
+                "{}: RINGSERVE_REQUIRE_URING=1 but {why}",
+                ctx.name
+            );
+            eprintln!(
+                "skipped: {}: {why}; nothing to compare this mode with",
+                ctx.name
+            );
+            continue;
+        }
+        let srv = serve(&ctx);
+        let answers: Vec<Answer> = requests
+            .iter()
+            .map(|raw| {
+                let r = srv.request(raw);
+                let headers = r
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+                    .cloned()
+                    .collect();
+                (r.status_line, headers, r.body)
+            })
+            .collect();
+        match &reference {
+            None => reference = Some((ctx.name, answers)),
+            Some((first, expected)) => {
+                compared += 1;
+                assert_eq!(expected.len(), answers.len());
+                for ((raw, want), got) in requests.iter().zip(expected).zip(&answers) {
+                    assert!(
+                        want == got,
+                        "{raw:?}: {first} and {} differ:\n{want:#?}\n{got:#?}",
+                        ctx.name
+                    );
+                }
+            }
+        }
+    }
+    if uring_required() {
+        assert_eq!(
+            compared, 1,
+            "the second mode was not compared with the first"
+        );
+    }
+}
+
 /// `scripts/test.sh` found io_uring working: a uring case must run, never skip.
 pub fn uring_required() -> bool {
     std::env::var_os("RINGSERVE_REQUIRE_URING").is_some_and(|v| v == "1")

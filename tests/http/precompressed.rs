@@ -609,9 +609,6 @@ each_mode! {
     }
 }
 
-/// Status line, headers in order without Date, and body.
-type Answer = (String, Vec<(String, String)>, Vec<u8>);
-
 /// The two modes answer every precompressed request with the same head (Date aside) and body.
 #[test]
 fn every_mode_negotiates_alike() {
@@ -640,46 +637,5 @@ fn every_mode_negotiates_alike() {
             reqs.push(request("GET", path, &ranged));
         }
     }
-    let mut reference: Option<(&str, Vec<Answer>)> = None;
-    let mut compared = 0;
-    for ctx in for_each_mode!(mode_list) {
-        if let Some(why) = ctx.unsupported() {
-            assert!(
-                !uring_required(),
-                "{}: RINGSERVE_REQUIRE_URING=1 but {why}",
-                ctx.name
-            );
-            eprintln!(
-                "skipped: {}: {why}; nothing to compare this mode with",
-                ctx.name
-            );
-            continue;
-        }
-        let srv = serve(&ctx, &site);
-        let answers: Vec<Answer> = reqs
-            .iter()
-            .map(|raw| {
-                let r = srv.request(raw);
-                let head: Vec<(String, String)> = r
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
-                    .cloned()
-                    .collect();
-                (r.status_line, head, r.body)
-            })
-            .collect();
-        match &reference {
-            None => reference = Some((ctx.name, answers)),
-            Some((name, expected)) => {
-                for (i, (a, b)) in expected.iter().zip(&answers).enumerate() {
-                    assert_eq!(a, b, "{name} and {} differ on {:?}", ctx.name, reqs[i]);
-                }
-                compared += 1;
-            }
-        }
-    }
-    if compared == 0 {
-        eprintln!("skipped: only one mode runs here; nothing compared");
-    }
+    assert_modes_answer_alike(&reqs, |ctx| serve(ctx, &site));
 }
