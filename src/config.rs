@@ -109,6 +109,8 @@ pub struct Config {
     pub(crate) root: PathBuf,
     pub(crate) listen: Vec<SocketAddr>,
     pub(crate) listen_unix: Vec<PathBuf>,
+    /// Listening sockets handed over (systemd socket activation).
+    pub(crate) passed: Vec<crate::server::listen::PassedSocket>,
     pub(crate) mode: Mode,
     pub(crate) workers: usize,
     pub(crate) listing: Listing,
@@ -139,6 +141,7 @@ impl Config {
             root: root.into(),
             listen: Vec::new(),
             listen_unix: Vec::new(),
+            passed: Vec::new(),
             mode: Mode::default(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             listing: Listing::Off,
@@ -186,6 +189,17 @@ impl Config {
     /// a socket another process still listens on, and is removed on shutdown.
     pub fn listen_unix(mut self, path: impl Into<PathBuf>) -> Config {
         self.listen_unix.push(path.into());
+        self
+    }
+
+    /// Listens on a socket this process did not bind (repeatable): one systemd passed
+    /// ([`crate::systemd_sockets`]) or another program handed over
+    /// ([`crate::PassedSocket::from_fd`]). Shared by all workers, never shut down or
+    /// unlinked by the server, so the next instance on the same socket finds the
+    /// connections that queued meanwhile. Cannot be combined with [`Config::listen`] or
+    /// [`Config::listen_unix`].
+    pub fn listen_passed(mut self, socket: crate::server::listen::PassedSocket) -> Config {
+        self.passed.push(socket);
         self
     }
 
@@ -311,7 +325,7 @@ impl Config {
     /// The TCP addresses to listen on, with the default filled in when no address of either
     /// kind was given.
     pub(crate) fn listen_addrs(&self) -> Vec<SocketAddr> {
-        if self.listen.is_empty() && self.listen_unix.is_empty() {
+        if self.listen.is_empty() && self.listen_unix.is_empty() && self.passed.is_empty() {
             vec![DEFAULT_LISTEN]
         } else {
             self.listen.clone()
@@ -325,6 +339,13 @@ impl Config {
 
     /// Checks the values that can be wrong independently of the machine.
     pub(crate) fn validate(&self) -> Result<(), String> {
+        let binds_too = !self.listen.is_empty() || !self.listen_unix.is_empty();
+        if !self.passed.is_empty() && binds_too {
+            // One place says where the server listens: the .socket unit, or the flags.
+            return Err(
+                "--listen cannot be combined with sockets passed by systemd (LISTEN_FDS)".into(),
+            );
+        }
         if self.workers == 0 {
             return Err("--workers must be at least 1".into());
         }

@@ -213,7 +213,18 @@ fn main() -> ExitCode {
             .unwrap_or("a panic");
         eprintln!("ringserve: bug in {name}{at}: {what}");
     }));
-    let config = Cli::parse().into_config();
+    let mut config = Cli::parse().into_config();
+    // Socket activation: systemd's listening sockets, taken while this is the only thread.
+    let passed = match ringserve::systemd_sockets() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ringserve: error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for socket in passed {
+        config = config.listen_passed(socket);
+    }
     // Soft descriptor limit up to the hard one, before the connection cap is derived from it.
     // A failure leaves the limit as it was, and the start-up line shows the cap it allows.
     let _ = ringserve::raise_fd_limit();
@@ -236,15 +247,22 @@ fn main() -> ExitCode {
             .map(|p| format!("unix:{}", p.display())),
     );
     eprintln!(
-        "ringserve: serving {} at {} (mode {}, {}, up to {} connections with {} descriptors)",
+        "ringserve: serving {} at {}{} (mode {}, {}, up to {} connections with {} descriptors)",
         handle.root_path().display(),
-        places[0],
+        places
+            .first()
+            .map_or("an unnamed Unix socket", String::as_str),
+        if handle.on_passed_sockets() {
+            ", socket from systemd"
+        } else {
+            ""
+        },
         handle.mode(),
         handle.detail(),
         handle.max_conns(),
         handle.fd_limit()
     );
-    for extra in &places[1..] {
+    for extra in places.iter().skip(1) {
         eprintln!("ringserve: also listening at {extra}");
     }
     let trigger = handle.trigger();

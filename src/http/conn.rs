@@ -207,6 +207,12 @@ impl Conn {
             return match life {
                 // Announcing: a connection accepted now still gets its first request answered.
                 Lifecycle::Serving | Lifecycle::Announcing => Step::NeedMore,
+                // Draining, a connection that has had no answer yet still gets its first
+                // request answered: it was accepted, so its client has sent or is sending a
+                // request and could not tell a close from a lost request (the header timeout
+                // bounds the wait). Closing is for keep-alive connections between requests,
+                // the one close HTTP lets a client retry after (RFC 9112 §9.3.1).
+                Lifecycle::Draining if self.answered == 0 => Step::NeedMore,
                 Lifecycle::Draining => {
                     self.state = State::Done(Closing::Immediate);
                     Step::Close
@@ -639,10 +645,30 @@ mod tests {
     fn an_idle_connection_draining_is_closed_without_a_response() {
         let f = fixture(SiteOptions::default());
         let mut conn = Conn::new(Instant::now());
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now());
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Serving),
+            Step::Respond(_)
+        ));
         assert!(matches!(
             conn.poll(&f.site, &f.date, Lifecycle::Draining),
             Step::Close
         ));
+    }
+
+    #[test]
+    fn a_new_connection_draining_still_gets_its_first_request_answered() {
+        let f = fixture(SiteOptions::default());
+        let mut conn = Conn::new(Instant::now());
+        assert!(matches!(
+            conn.poll(&f.site, &f.date, Lifecycle::Draining),
+            Step::NeedMore
+        ));
+        conn.receive(b"GET /a.txt HTTP/1.1\r\nHost: h\r\n\r\n", Instant::now());
+        let Step::Respond(r) = conn.poll(&f.site, &f.date, Lifecycle::Draining) else {
+            panic!("expected a response");
+        };
+        assert_eq!(r.after, After::Close);
     }
 
     #[test]

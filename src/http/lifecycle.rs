@@ -9,6 +9,7 @@ pub enum Lifecycle {
     /// first request awaited, but the health path answers 503 and every response closes its
     /// connection, so a proxy moves away before the listeners stop.
     Announcing,
-    /// The listeners are stopped: responses close their connection, idle connections close.
+    /// The listeners are stopped: responses close their connection, idle keep-alive
+    /// connections close; a connection not yet answered still gets its first request answered.
     Draining,
 }

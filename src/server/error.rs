@@ -20,6 +20,9 @@ pub enum StartError {
     Invalid(String),
     /// Threads could not be started.
     Spawn(io::Error),
+    /// A passed listening socket (systemd's `LISTEN_FDS`, or [`crate::Config::listen_passed`])
+    /// is unusable: not open, not a socket, not listening, not a stream.
+    Passed(String),
 }
 
 impl fmt::Display for StartError {
@@ -49,6 +52,7 @@ impl fmt::Display for StartError {
             }
             StartError::Invalid(why) => f.write_str(why),
             StartError::Spawn(e) => write!(f, "cannot start threads: {}", plain(e)),
+            StartError::Passed(why) => write!(f, "cannot use a passed socket: {why}"),
         }
     }
 }
@@ -61,7 +65,7 @@ impl std::error::Error for StartError {
             | StartError::BindUnix { source, .. }
             | StartError::AccessLog { source, .. }
             | StartError::Spawn(source) => Some(source),
-            StartError::Invalid(_) => None,
+            StartError::Invalid(_) | StartError::Passed(_) => None,
         }
     }
 }

@@ -18,18 +18,23 @@
 //!    path is still the one it created: a new instance that already took the path over during
 //!    a rolling restart keeps its socket.
 //!
+//! A socket passed by systemd (or an embedding program) is a [`PassedSocket`]: checked at
+//! start, shared with whoever passed it, and never shut down, closed-and-rebound or unlinked
+//! by this process (see its docs).
+//!
 //! For a driver that accepts on raw descriptors (the io_uring mode): [`UnixSocket`] owns the
 //! listening `UnixListener` (blocking; `AsFd`/`AsRawFd`), and its path guard. One such socket
 //! is shared by every worker: each arms its accept on the same descriptor.
 
 use super::error::StartError;
 use crate::http::Peer;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -223,11 +228,196 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
+/// A listening socket this process did not bind: passed by systemd's socket activation
+/// ([`systemd_sockets`]) or handed over by an embedding program ([`PassedSocket::from_fd`]).
+///
+/// A passed socket is shared, not owned: the service manager keeps it open across restarts
+/// and connections wait in its backlog while no instance runs. So a server never
+/// `shutdown(2)`s it (that would reset the queued connections and end the socket for the next
+/// instance too), never removes a Unix socket's file, and stops accepting only by no longer
+/// asking for connections. Every uring worker accepts on its own duplicate of the descriptor,
+/// as with a Unix socket the server bound itself.
+#[derive(Clone, Debug)]
+pub struct PassedSocket {
+    fd: Arc<OwnedFd>,
+    addr: PassedAddr,
+    name: Option<String>,
+}
+
+/// Where a [`PassedSocket`] listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassedAddr {
+    Tcp(SocketAddr),
+    /// A Unix-domain socket; `None` for an abstract or unnamed one.
+    Unix(Option<PathBuf>),
+}
+
+impl PassedSocket {
+    /// Checks that `fd` is a listening stream socket (TCP over IPv4 or IPv6, or Unix-domain)
+    /// and takes it.
+    pub fn from_fd(fd: OwnedFd) -> Result<PassedSocket, StartError> {
+        Self::checked(fd, None)
+    }
+
+    fn checked(fd: OwnedFd, name: Option<String>) -> Result<PassedSocket, StartError> {
+        let number = fd.as_raw_fd();
+        let bad = |why: String| StartError::Passed(format!("descriptor {number}: {why}"));
+        let kind = crate::sys::activation::socket_kind(fd.as_fd()).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOTSOCK) {
+                bad("not a socket".into())
+            } else {
+                bad(e.to_string())
+            }
+        })?;
+        if kind.kind != libc::SOCK_STREAM {
+            return Err(bad(
+                "not a stream socket (use ListenStream=, not ListenDatagram=)".into(),
+            ));
+        }
+        if !kind.listening {
+            return Err(bad("not a listening socket (set Accept=no)".into()));
+        }
+        let dup = fd.try_clone().map_err(|e| bad(e.to_string()))?;
+        let addr = match kind.family {
+            libc::AF_INET | libc::AF_INET6 => PassedAddr::Tcp(
+                TcpListener::from(dup)
+                    .local_addr()
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+            libc::AF_UNIX => PassedAddr::Unix(
+                UnixListener::from(dup)
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(Path::to_path_buf)),
+            ),
+            other => {
+                return Err(bad(format!(
+                    "address family {other} is not IPv4, IPv6 or Unix"
+                )));
+            }
+        };
+        Ok(PassedSocket {
+            fd: Arc::new(fd),
+            addr,
+            name,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> &PassedAddr {
+        &self.addr
+    }
+
+    /// Its name from `LISTEN_FDNAMES` (systemd's `FileDescriptorName=`), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// `127.0.0.1:8080` or `unix:/run/ringserve.sock`, for messages.
+    pub fn describe(&self) -> String {
+        match &self.addr {
+            PassedAddr::Tcp(a) => a.to_string(),
+            PassedAddr::Unix(Some(p)) => format!("unix:{}", p.display()),
+            PassedAddr::Unix(None) => "unix:(unnamed)".into(),
+        }
+    }
+
+    pub(crate) fn is_unix(&self) -> bool {
+        matches!(self.addr, PassedAddr::Unix(_))
+    }
+
+    /// A new descriptor for the same socket (close-on-exec), for one worker or acceptor.
+    pub(crate) fn duplicate(&self) -> io::Result<OwnedFd> {
+        self.fd.try_clone()
+    }
+}
+
+/// The listening sockets systemd passed to this process (`LISTEN_PID`, `LISTEN_FDS`,
+/// `LISTEN_FDNAMES`, as `sd_listen_fds(3)` defines them), checked like
+/// [`PassedSocket::from_fd`]; empty when none were passed to this process. Succeeds once
+/// per process: the descriptors are taken (and made close-on-exec) by the first call.
+pub fn systemd_sockets() -> Result<Vec<PassedSocket>, StartError> {
+    let passed = crate::sys::activation::take_passed()
+        .map_err(|e| StartError::Passed(format!("{e} (LISTEN_FDS)")))?;
+    passed
+        .into_iter()
+        .map(|(fd, name)| PassedSocket::checked(fd, name))
+        .collect()
+}
+
+/// A passed socket as the threaded driver accepts on it: non-blocking, with a wake-up pair
+/// so that [`Listener::stop`] can end a waiting `accept` without touching the shared socket.
+#[derive(Debug)]
+pub struct PassedListener {
+    socket: PassedSocket,
+    listener: PassedKind,
+    /// `stop` writes a byte to the first; `accept` waits on the listener and the second.
+    wake: (UnixStream, UnixStream),
+}
+
+#[derive(Debug)]
+enum PassedKind {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl PassedListener {
+    /// Sets the shared socket non-blocking (another instance waiting on it, or a connection a
+    /// peer instance took first, must never leave an acceptor blocked where `stop` cannot
+    /// reach it) and prepares the wake-up pair.
+    pub fn new(socket: &PassedSocket) -> io::Result<PassedListener> {
+        let fd = socket.duplicate()?;
+        crate::sys::activation::set_nonblocking(fd.as_fd(), true)?;
+        let listener = if socket.is_unix() {
+            PassedKind::Unix(UnixListener::from(fd))
+        } else {
+            PassedKind::Tcp(TcpListener::from(fd))
+        };
+        Ok(PassedListener {
+            socket: socket.clone(),
+            listener,
+            wake: UnixStream::pair()?,
+        })
+    }
+
+    fn raw(&self) -> BorrowedFd<'_> {
+        match &self.listener {
+            PassedKind::Tcp(l) => l.as_fd(),
+            PassedKind::Unix(l) => l.as_fd(),
+        }
+    }
+
+    fn accept(&self) -> io::Result<(Stream, Peer)> {
+        use crate::sys::activation::{Ready, wait_readable};
+        loop {
+            if wait_readable(self.raw(), self.wake.1.as_fd())? == Ready::Second {
+                return Err(io::Error::other("stopped"));
+            }
+            let accepted = match &self.listener {
+                PassedKind::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Peer::from(a))),
+                PassedKind::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+            };
+            match accepted {
+                // Another instance (or acceptor) took it first.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok((stream, peer)) => {
+                    // Accepted sockets inherit O_NONBLOCK from the listener; connection
+                    // threads block.
+                    stream.set_nonblocking(false)?;
+                    return Ok((stream, peer));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
 /// A listener of either kind, for the threaded driver.
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixSocket),
+    Passed(PassedListener),
 }
 
 impl Listener {
@@ -239,14 +429,25 @@ impl Listener {
                 .listener()
                 .accept()
                 .map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+            Listener::Passed(p) => p.accept(),
         }
     }
 
     /// Wakes a thread blocked in [`Listener::accept`] for good: `shutdown(2)` makes a blocked
     /// `accept` fail on TCP and Unix listeners alike. A Unix listener's file is removed too,
     /// so a replacement instance can bind the path while this one drains.
+    ///
+    /// A passed socket is left as it is (see [`PassedSocket`]): a byte on the wake-up pair
+    /// ends the wait instead, and connections still queued stay for the next instance.
     pub fn stop(&self) {
-        crate::sys::net::shutdown_raw(self.as_raw_fd(), crate::sys::net::Direction::Both);
+        match self {
+            Listener::Passed(p) => {
+                let _ = (&p.wake.0).write(&[1]);
+            }
+            Listener::Tcp(_) | Listener::Unix(_) => {
+                crate::sys::net::shutdown_raw(self.as_raw_fd(), crate::sys::net::Direction::Both);
+            }
+        }
         if let Listener::Unix(u) = self {
             u.path().remove();
         }
@@ -259,6 +460,7 @@ impl Listener {
                 .local_addr()
                 .map_or_else(|_| "?".to_string(), |a| a.to_string()),
             Listener::Unix(u) => format!("unix:{}", u.path.as_path().display()),
+            Listener::Passed(p) => p.socket.describe(),
         }
     }
 }
@@ -268,6 +470,7 @@ impl AsRawFd for Listener {
         match self {
             Listener::Tcp(l) => l.as_raw_fd(),
             Listener::Unix(u) => u.as_raw_fd(),
+            Listener::Passed(p) => p.raw().as_raw_fd(),
         }
     }
 }

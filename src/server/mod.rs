@@ -97,7 +97,8 @@ impl Server {
         let (site, log) = match config.mode {
             Mode::Threaded => (site, log),
             Mode::Uring => {
-                let bound = uring::bind_listeners(&addrs, &unix_paths, config.workers)?;
+                let bound =
+                    uring::bind_listeners(&addrs, &unix_paths, &config.passed, config.workers)?;
                 let shared = uring::Shared {
                     site,
                     log,
@@ -120,7 +121,8 @@ impl Server {
                             stats,
                             driver: Arc::new(Driver::Uring(driver)),
                             addrs: bound.tcp,
-                            unix_paths,
+                            unix_paths: passed_paths(&config.passed, unix_paths),
+                            passed: !config.passed.is_empty(),
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
                             budget,
@@ -151,19 +153,28 @@ impl Server {
                     .map_err(|source| StartError::Bind { addr, source })?,
             );
         }
-        let listeners = bound
+        let mut listeners: Vec<listen::Listener> = bound
             .tcp
             .into_iter()
             .map(listen::Listener::Tcp)
             .chain(bound.unix.into_iter().map(listen::Listener::Unix))
             .collect();
+        for socket in &config.passed {
+            if let listen::PassedAddr::Tcp(addr) = socket.addr() {
+                local.push(*addr);
+            }
+            let listener = listen::PassedListener::new(socket)
+                .map_err(|e| StartError::Passed(format!("{}: {e}", socket.describe())))?;
+            listeners.push(listen::Listener::Passed(listener));
+        }
         let driver = threaded::Threaded::start(listeners, site, policy, log, Arc::clone(&stats))
             .map_err(StartError::Spawn)?;
         Ok(Handle {
             stats,
             driver: Arc::new(Driver::Threaded(driver)),
             addrs: local,
-            unix_paths,
+            unix_paths: passed_paths(&config.passed, unix_paths),
+            passed: !config.passed.is_empty(),
             mode: Mode::Threaded,
             grace: config.shutdown_grace,
             budget,
@@ -188,7 +199,7 @@ fn connection_budget(config: &Config) -> fdbudget::Budget {
         Mode::Uring => config.workers,
         Mode::Threaded => 1,
     };
-    let listeners = config.listen_addrs().len() + config.unix_paths().len();
+    let listeners = config.listen_addrs().len() + config.unix_paths().len() + config.passed.len();
     let budget = fdbudget::plan(config.max_conns, limit, config.mode, workers, listeners);
     if let Some(asked) = budget.clamped_from {
         eprintln!(
@@ -198,6 +209,15 @@ fn connection_budget(config: &Config) -> fdbudget::Budget {
         );
     }
     budget
+}
+
+/// The Unix socket paths listened on: the ones bound, then the passed ones that have a path.
+fn passed_paths(passed: &[listen::PassedSocket], mut bound: Vec<PathBuf>) -> Vec<PathBuf> {
+    bound.extend(passed.iter().filter_map(|p| match p.addr() {
+        listen::PassedAddr::Unix(path) => path.clone(),
+        listen::PassedAddr::Tcp(_) => None,
+    }));
+    bound
 }
 
 /// A health or status path must not hide a file or directory of the site: refused at start.
@@ -259,6 +279,8 @@ pub struct Handle {
     stats: Arc<Stats>,
     addrs: Vec<SocketAddr>,
     unix_paths: Vec<PathBuf>,
+    /// Listening on sockets passed by systemd or the embedding program.
+    passed: bool,
     mode: Mode,
     grace: Duration,
     detail: String,
@@ -292,6 +314,12 @@ impl Handle {
     /// Every Unix socket path listened on, in the order given.
     pub fn unix_paths(&self) -> &[PathBuf] {
         &self.unix_paths
+    }
+
+    /// Whether the server listens on passed sockets ([`Config::listen_passed`], e.g. from
+    /// systemd) rather than on addresses it bound.
+    pub fn on_passed_sockets(&self) -> bool {
+        self.passed
     }
 
     /// The I/O mode actually running (the uring mode may fall back to threaded).

@@ -12,10 +12,11 @@
 //! their connections) while new connections are still accepted, so a proxy's health check
 //! takes the instance out of rotation before it stops listening. Then (at once without a
 //! delay) a flag, and `shutdown(2)` on the listeners (wakes `accept`; a Unix socket's
-//! file is removed) and the read side of every open connection (wakes idle readers; writes in
-//! flight continue). The registry that makes the second possible holds raw descriptors; an
-//! entry is removed under the lock before its socket is closed, so a descriptor in it is
-//! always the socket it names.
+//! file is removed; a passed socket is not shut down but its acceptor woken through a pair)
+//! and the read side of every idle keep-alive connection (wakes idle readers; writes in flight
+//! continue; a connection not yet answered gets its first request answered). The registry
+//! that makes the second possible holds raw descriptors; an entry is removed under the lock
+//! before its socket is closed, so a descriptor in it is always the socket it names.
 //!
 //! Counters: this mode has no workers, so every event is counted under worker 0 of the
 //! site's [`crate::stats::Stats`], from whichever thread sees it.
@@ -37,7 +38,7 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -93,8 +94,11 @@ struct Entry {
 /// Since when a connection has been reclaimable (waiting for a request with nothing
 /// buffered, or connected without sending a byte), in nanoseconds since the server started,
 /// plus one; 0 while it is busy. Written by the connection's thread without the lock.
+///
+/// The flag: the connection has answered a request, so a drain may close it while it is idle
+/// (one not yet answered is left to get its first answer).
 #[derive(Debug, Default)]
-struct IdleMark(AtomicU64);
+struct IdleMark(AtomicU64, AtomicBool);
 
 impl IdleMark {
     /// Marks the connection idle from `since`, unless it already is (it stays queued from
@@ -109,6 +113,15 @@ impl IdleMark {
 
     fn set_busy(&self) {
         self.0.store(0, Ordering::Relaxed);
+    }
+
+    fn set_answered(&self) {
+        self.1.store(true, Ordering::Relaxed);
+    }
+
+    /// Idle between requests, with at least one answered: a drain closes it.
+    fn closable_by_drain(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != 0 && self.1.load(Ordering::Relaxed)
     }
 }
 
@@ -150,7 +163,9 @@ impl Shared {
         for listener in &self.listeners {
             listener.stop();
         }
-        for e in reg.open.values() {
+        // Idle keep-alive connections only: one that is busy closes after its response
+        // (the core says so while draining), and one not yet answered gets its first answer.
+        for e in reg.open.values().filter(|e| e.idle.closable_by_drain()) {
             net::shutdown_raw(e.fd, Direction::Read);
         }
     }
@@ -175,14 +190,12 @@ struct Admission {
 }
 
 impl Admission {
-    /// Registers `stream` unless the server is full or draining. Checked under the registry
-    /// lock, which `shutdown` also takes, so no connection slips past a shutdown sweep.
+    /// Registers `stream` unless the server is full. Also while draining: a connection the
+    /// acceptor took just as the drain began was told by the kernel it is connected, and is
+    /// served its first request (a drain's sweep leaves unanswered connections alone anyway).
     /// At the cap, an idle connection is closed to make room first (see [`Registry::reclaim`]).
     fn try_new(shared: &Arc<Shared>, stream: &Stream) -> Option<Admission> {
         let mut reg = shared.registry();
-        if shared.shutdown.is_draining() {
-            return None;
-        }
         if reg.counted() >= shared.settings.max_conns {
             if !reg.reclaim() {
                 return None;
@@ -344,7 +357,6 @@ fn accept_loop(shared: &Arc<Shared>, index: usize) {
                             std::thread::sleep(ACCEPT_RETRY);
                         }
                     }
-                    None if shared.shutdown.is_draining() => drop(stream),
                     None => {
                         date.update(SystemTime::now(), Instant::now());
                         super::refuse::reject_busy(stream, &date, shared.stats());
@@ -397,6 +409,7 @@ fn serve(shared: &Shared, conn_io: &Connection) {
         let began = conn.request_began();
         match conn.poll(&shared.site, &date, shared.shutdown.state()) {
             Step::Respond(response) => {
+                conn_io.admission.idle.set_answered();
                 let after = response.after;
                 if out.push(response, began, shared, &date).is_err() {
                     return;
@@ -426,6 +439,14 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                 }
                 if wrote {
                     conn.progressed(Instant::now());
+                }
+                // A drain that began after the poll above, but whose sweep ran before this
+                // connection was marked idle, did not wake it: poll again, the core closes it.
+                if conn.answered() > 0
+                    && !conn.has_partial_request()
+                    && shared.shutdown.is_draining()
+                {
+                    continue;
                 }
                 // Output is flushed: the header or idle deadline applies (a stalled write is
                 // bounded by the socket's write timeout).

@@ -103,10 +103,12 @@ pub struct Bound {
 /// Binds one TCP listener per worker for each address: the first bind of an address resolves
 /// port 0, the others reuse the port. An explicit port already taken by anyone (even another
 /// `SO_REUSEPORT` server of the same user) is refused, as a plain bind would be. A Unix
-/// socket is bound once and shared: every worker accepts on a duplicate of its descriptor.
+/// socket is bound once and shared: every worker accepts on a duplicate of its descriptor;
+/// so is a passed socket (which is never bound, and whose file is never removed).
 pub fn bind_listeners(
     addrs: &[SocketAddr],
     unix_paths: &[PathBuf],
+    passed: &[listen::PassedSocket],
     workers: usize,
 ) -> Result<Bound, StartError> {
     let mut bound = Bound {
@@ -156,6 +158,22 @@ pub fn bind_listeners(
             });
         }
         bound.unix.push(socket);
+    }
+    for socket in passed {
+        let label = socket.describe();
+        if let listen::PassedAddr::Tcp(addr) = socket.addr() {
+            bound.tcp.push(*addr);
+        }
+        for list in &mut bound.per_worker {
+            let fd = socket
+                .duplicate()
+                .map_err(|e| StartError::Passed(format!("{label}: {e}")))?;
+            list.push(Listening {
+                fd,
+                unix: socket.is_unix(),
+                label: label.clone(),
+            });
+        }
     }
     Ok(bound)
 }

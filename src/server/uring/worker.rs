@@ -63,6 +63,9 @@ pub struct Worker {
     shared: Arc<Shared>,
     settings: Settings,
     listeners: Vec<Option<Listening>>,
+    /// Whether listener `i` accepts Unix-domain sockets; kept after the listeners close,
+    /// for the accepts that complete after a drain began.
+    unix_listener: Vec<bool>,
     /// Readable when the server stops (a socketpair: the other end is the `Uring` handle's).
     wake: UnixStream,
     conns: Slots,
@@ -123,6 +126,7 @@ impl Worker {
             index,
             shared,
             settings,
+            unix_listener: listeners.iter().map(|l| l.unix).collect(),
             listeners: listeners.into_iter().map(Some).collect(),
             wake,
             conns: Slots::default(),
@@ -387,9 +391,11 @@ impl Worker {
             // created for us; nothing else owns it.
             let fd = unsafe { OwnedFd::from_raw_fd(res) };
             self.stats().accepted();
-            let unix = self.listeners[index as usize]
-                .as_ref()
-                .is_some_and(|l| l.unix);
+            let unix = self
+                .unix_listener
+                .get(index as usize)
+                .copied()
+                .unwrap_or(false);
             self.admit(if unix {
                 Stream::Unix(UnixStream::from(fd))
             } else {
@@ -427,10 +433,10 @@ impl Worker {
         }
     }
 
+    /// Serves a new connection, also while draining: an accept that completed after the drain
+    /// began (before its cancellation did) is a client the kernel told it was connected, and
+    /// dropping it would fail its request. Its first request is awaited (the core's rule).
     fn admit(&mut self, stream: Stream) {
-        if self.draining {
-            return;
-        }
         if !self.take_a_place() {
             crate::server::refuse::reject_busy(
                 stream,
