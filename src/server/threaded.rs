@@ -159,6 +159,8 @@ impl Shared {
         if !self.shutdown.begin_drain() {
             return;
         }
+        // Pairs with the fence in `serve` (see there).
+        std::sync::atomic::fence(Ordering::SeqCst);
         *self.shutdown_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         for listener in &self.listeners {
             listener.stop();
@@ -442,6 +444,9 @@ fn serve(shared: &Shared, conn_io: &Connection) {
                 }
                 // A drain that began after the poll above, but whose sweep ran before this
                 // connection was marked idle, did not wake it: poll again, the core closes it.
+                // The fence pairs with the one in `Shared::stop`: either the sweep sees this
+                // connection idle, or this check sees the drain.
+                std::sync::atomic::fence(Ordering::SeqCst);
                 if conn.answered() > 0
                     && !conn.has_partial_request()
                     && shared.shutdown.is_draining()

@@ -182,6 +182,31 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes one connection waiting on the *non-blocking* listening socket `listener`, as a
+/// non-blocking, close-on-exec socket; `WouldBlock` when none is waiting.
+pub fn accept_now(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        // SAFETY: null address pointers ask for no peer address; no other pointer is passed.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: accept4 just returned this new descriptor; nothing else owns it.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        // A connection the peer reset while it waited, or a signal: try the next one.
+        if !matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EINTR)) {
+            return Err(e);
+        }
+    }
+}
+
 /// Which of two descriptors [`wait_readable`] found ready (the first wins a tie).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ready {

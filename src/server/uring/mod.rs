@@ -136,6 +136,7 @@ pub fn bind_listeners(
             list.push(Listening {
                 fd: listener.into(),
                 unix: false,
+                passed: false,
                 label: label.clone(),
             });
         }
@@ -154,6 +155,7 @@ pub fn bind_listeners(
             list.push(Listening {
                 fd: fd.into(),
                 unix: true,
+                passed: false,
                 label: label.clone(),
             });
         }
@@ -164,13 +166,17 @@ pub fn bind_listeners(
         if let listen::PassedAddr::Tcp(addr) = socket.addr() {
             bound.tcp.push(*addr);
         }
+        let fail = |e: io::Error| StartError::Passed(format!("{label}: {e}"));
         for list in &mut bound.per_worker {
-            let fd = socket
-                .duplicate()
-                .map_err(|e| StartError::Passed(format!("{label}: {e}")))?;
+            let fd = socket.duplicate().map_err(fail)?;
+            // For the sweep after a drain's cancelled accept (`Worker::sweep`); the flag is
+            // the shared description's, which the multishot accept does not mind.
+            crate::sys::activation::set_nonblocking(std::os::fd::AsFd::as_fd(&fd), true)
+                .map_err(fail)?;
             list.push(Listening {
                 fd,
                 unix: socket.is_unix(),
+                passed: true,
                 label: label.clone(),
             });
         }

@@ -33,6 +33,10 @@ pub struct Listening {
     pub fd: OwnedFd,
     /// Accepted connections are Unix-domain sockets.
     pub unix: bool,
+    /// A passed socket, shared with other instances and set non-blocking: when this worker's
+    /// accept on it has been cancelled, the connections still queued are taken and served
+    /// (`Worker::sweep`).
+    pub passed: bool,
     /// `127.0.0.1:8080` or `unix:/path`, for messages.
     pub label: String,
 }

@@ -32,7 +32,7 @@ use io_uring::cqueue;
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -415,6 +415,44 @@ impl Worker {
         if !more && !self.draining {
             self.arm_accept(index);
         }
+        if !more && self.draining {
+            self.sweep(index);
+        }
+    }
+
+    /// Once a drain's cancelled accept on listener `index` has completed: serves the
+    /// connections still queued on a passed socket, then closes this worker's descriptor.
+    ///
+    /// Why: io_uring waits for connections as an *exclusive* waiter (one arrival wakes one
+    /// waiter). A wake-up that reached this worker's accept as it was being cancelled is
+    /// spent, and the connection stays queued with no one woken for it: another instance
+    /// sharing the socket would not take it until the next connection arrives (measured in
+    /// `tests/activation.rs`, whose clients each wait for their answer: without this, a
+    /// restart that overlapped the next instance left all of them waiting in 3 of 8 runs).
+    /// Taking what is queued once our waiter is gone leaves no such connection; later
+    /// arrivals wake the other instance.
+    fn sweep(&mut self, index: u32) {
+        let Some(Some(listener)) = self.listeners.get_mut(index as usize).map(Option::take) else {
+            return;
+        };
+        if !listener.passed {
+            return;
+        }
+        // Bounded: a busy socket could otherwise keep a stopping worker accepting forever;
+        // a backlog's worth is what can be queued at the moment the accept was cancelled.
+        for _ in 0..super::BACKLOG {
+            match crate::sys::activation::accept_now(listener.fd.as_fd()) {
+                Ok(fd) => {
+                    self.stats().accepted();
+                    self.admit(if listener.unix {
+                        Stream::Unix(UnixStream::from(fd))
+                    } else {
+                        Stream::Tcp(TcpStream::from(fd))
+                    });
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     fn log_accept_error(&mut self, index: u32, e: &io::Error) {
@@ -610,11 +648,8 @@ impl Worker {
         for index in 0..self.listeners.len() as u32 {
             self.ring.cancel(Token::new(Kind::Accept, index, 0));
         }
-        // The accepts hold their own references; the listening sockets close when the
-        // cancelled accepts complete.
-        for l in &mut self.listeners {
-            *l = None;
-        }
+        // Each listener closes when its cancelled accept completes (`Worker::sweep`); one
+        // with no accept outstanding (waiting out an error) closes with the worker.
         // Idle connections close; busy ones close after their response.
         for slot in self.conns.all() {
             let Some(generation) = self.conns.get_mut(slot).map(|c| c.generation) else {
