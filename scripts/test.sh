@@ -65,6 +65,10 @@ need brotli brotli
 need zstd zstd
 need gzip gzip
 export RINGSERVE_REQUIRE_CODECS=1
+# tests/activation.rs checks contrib/ringserve.{socket,service} with `systemd-analyze verify`
+# (no running systemd needed); with it installed here, a missing one fails that test.
+need systemd-analyze systemd
+export RINGSERVE_REQUIRE_SYSTEMD_ANALYZE=1
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
