@@ -279,11 +279,12 @@ impl PassedSocket {
         }
         let dup = fd.try_clone().map_err(|e| bad(e.to_string()))?;
         let addr = match kind.family {
-            libc::AF_INET | libc::AF_INET6 => PassedAddr::Tcp(
+            libc::AF_INET | libc::AF_INET6 => PassedAddr::Tcp({
+                crate::sys::activation::set_nodelay(fd.as_fd()).map_err(|e| bad(e.to_string()))?;
                 TcpListener::from(dup)
                     .local_addr()
-                    .map_err(|e| bad(e.to_string()))?,
-            ),
+                    .map_err(|e| bad(e.to_string()))?
+            }),
             libc::AF_UNIX => PassedAddr::Unix(
                 UnixListener::from(dup)
                     .local_addr()
@@ -676,6 +677,38 @@ mod tests {
         drop(old);
         assert!(UnixStream::connect(&path).is_ok());
         drop(new);
+    }
+
+    #[test]
+    fn a_passed_socket_reports_where_it_listens_and_stop_leaves_it_listening() {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let passed = PassedSocket::from_fd(OwnedFd::from(tcp.try_clone().unwrap())).unwrap();
+        assert_eq!(passed.addr(), &PassedAddr::Tcp(addr));
+        assert_eq!(passed.describe(), addr.to_string());
+        let listener = std::sync::Arc::new(Listener::Passed(PassedListener::new(&passed).unwrap()));
+        let l2 = std::sync::Arc::clone(&listener);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(l2.accept().is_err());
+        });
+        listener.stop();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+        // Not shut down: a connection still queues on the socket, for the next instance.
+        let _client = TcpStream::connect(addr).unwrap();
+        tcp.set_nonblocking(false).unwrap();
+        assert!(tcp.accept().is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let unix = UnixListener::bind(&path).unwrap();
+        let passed = PassedSocket::from_fd(OwnedFd::from(unix)).unwrap();
+        assert_eq!(passed.addr(), &PassedAddr::Unix(Some(path.clone())));
+        let listener = Listener::Passed(PassedListener::new(&passed).unwrap());
+        listener.stop();
+        drop(listener);
+        drop(passed);
+        assert!(path.exists(), "a passed socket's file is never removed");
     }
 
     #[test]
