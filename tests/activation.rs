@@ -222,7 +222,8 @@ struct Tally {
 
 impl Tally {
     fn fail(&self, what: String) {
-        self.failures.lock().unwrap().push(what);
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.push(what);
     }
 }
 
@@ -389,11 +390,10 @@ fn client(
 fn wait_for_responses(tally: &Tally, at_least: usize, what: &str) {
     let deadline = Instant::now() + TIMEOUT;
     while tally.ok.load(Ordering::Relaxed) < at_least {
-        assert!(
-            tally.failures.lock().unwrap().is_empty(),
-            "{what}: failures: {:?}",
-            tally.failures.lock().unwrap()
-        );
+        {
+            let failures = tally.failures.lock().unwrap();
+            assert!(failures.is_empty(), "{what}: failures: {:?}", *failures);
+        }
         assert!(Instant::now() < deadline, "{what}: no progress in 10 s");
         thread::sleep(Duration::from_millis(1));
     }
