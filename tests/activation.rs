@@ -425,6 +425,8 @@ fn restarts_under_load(mode: &str, unix: bool) {
         s
     };
     let mut server = start();
+    // Reported, not asserted (no timed assertions): how long the slowest stop took.
+    let mut slowest_stop = Duration::ZERO;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -450,8 +452,10 @@ fn restarts_under_load(mode: &str, unix: bool) {
         let mut old = server;
         if i % 2 == 0 {
             // Sequential: nobody serves between the exit and the next start.
+            let asked = Instant::now();
             old.terminate();
             let status = old.wait();
+            slowest_stop = slowest_stop.max(asked.elapsed());
             assert!(
                 status.success(),
                 "{case}, instance {i} exited with {status}"
@@ -460,8 +464,10 @@ fn restarts_under_load(mode: &str, unix: bool) {
         } else {
             // Overlapping: the next instance accepts on the socket before the old one stops.
             server = start();
+            let asked = Instant::now();
             old.terminate();
             let status = old.wait();
+            slowest_stop = slowest_stop.max(asked.elapsed());
             assert!(
                 status.success(),
                 "{case}, instance {i} exited with {status}"
@@ -485,7 +491,7 @@ fn restarts_under_load(mode: &str, unix: bool) {
     let retried = tally.retried.load(Ordering::Relaxed);
     println!(
         "{case}: {RESTARTS} restarts, {ok} good responses, {} failures, \
-         {retried} keep-alive requests retried after an idle close",
+         {retried} keep-alive requests retried after an idle close, slowest stop {slowest_stop:?}",
         failures.len()
     );
     assert!(
