@@ -661,3 +661,50 @@ fn contrib_units_pass_systemd_analyze_verify() {
         out.status
     );
 }
+
+/// The library path: a socket handed to `Config::listen_passed` is served by both modes, and
+/// after `shutdown` and `join` it still listens (it belongs to whoever passed it): a
+/// connection made then queues on it and is accepted by its owner.
+#[test]
+fn an_embedded_server_serves_a_passed_socket_and_leaves_it_listening() {
+    use ringserve::{Config, Mode, PassedSocket, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let files = site(dir.path());
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    for mode in [Mode::Uring, Mode::Threaded] {
+        let socket = PassedSocket::from_fd(held.try_clone().unwrap().into()).unwrap();
+        let handle = Server::bind(
+            Config::new(dir.path())
+                .mode(mode)
+                .workers(2)
+                .listen_passed(socket),
+        )
+        .unwrap();
+        assert!(handle.on_passed_sockets());
+        assert_eq!(handle.local_addrs(), &[addr]);
+        let mut conn: Box<dyn Conn> = Addr::Tcp(addr).connect().unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let Ok(reply) = read_reply(&mut *conn) else {
+            panic!("{mode:?}: no response");
+        };
+        assert_eq!((reply.status, &reply.body), (200, &files[0].1), "{mode:?}");
+        handle.shutdown();
+        handle.join();
+        let _queued = TcpStream::connect_timeout(&addr, TIMEOUT).expect("still listening");
+        // Polled against a deadline: the servers set the shared description non-blocking.
+        held.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match held.accept() {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(Instant::now() < deadline, "{mode:?}: nothing queued");
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("{mode:?}: accept: {e}"),
+            }
+        }
+    }
+}
