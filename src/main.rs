@@ -96,6 +96,16 @@ struct Cli {
     #[arg(long, value_name = "LIST|off", default_value_t = Precompressed::DEFAULT)]
     precompressed: Precompressed,
 
+    /// Send this file beneath the root (a URL path, e.g. /404.html) as the body of every 404.
+    #[arg(long, value_name = "PAGE")]
+    not_found: Option<String>,
+
+    /// Answer a GET or HEAD of a missing path without a file extension, from a client that
+    /// accepts text/html, with this page (e.g. /index.html) and status 200: the single-page
+    /// app rule. Missing assets (/app.js) still get 404.
+    #[arg(long, value_name = "PAGE")]
+    fallback: Option<String>,
+
     /// Seconds a graceful shutdown waits for responses in flight before cutting them.
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
     shutdown_grace: f64,
@@ -183,6 +193,12 @@ impl Cli {
         }
         if let Some(cc) = self.cache_control {
             config = config.cache_control(cc);
+        }
+        if let Some(page) = self.not_found {
+            config = config.not_found_page(page);
+        }
+        if let Some(page) = self.fallback {
+            config = config.fallback_page(page);
         }
         config
     }

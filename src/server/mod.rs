@@ -49,6 +49,7 @@ impl Server {
             source,
         })?;
         check_probes_shadow_nothing(&config, &root)?;
+        check_pages(&config, &root)?;
         let budget = connection_budget(&config);
         let log = config
             .access_log
@@ -74,6 +75,8 @@ impl Server {
                 Logging::Off
             },
             fault_path: config.fault_path.clone(),
+            not_found: config.not_found.clone(),
+            fallback: config.fallback.clone(),
         };
         // One block of counters per uring worker; the threaded mode counts under worker 0.
         let stats = Arc::new(Stats::new(match config.mode {
@@ -217,6 +220,19 @@ fn check_probes_shadow_nothing(config: &Config, root: &Root) -> Result<(), Start
                 root.path().join(path.trim_start_matches('/')).display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// The 404 and fallback pages must name regular files beneath the root: refused at start.
+fn check_pages(config: &Config, root: &Root) -> Result<(), StartError> {
+    for (flag, page) in [
+        ("--not-found", &config.not_found),
+        ("--fallback", &config.fallback),
+    ] {
+        let Some(page) = page else { continue };
+        crate::http::serve::pages::check_page(root, page, config.dotfiles)
+            .map_err(|why| StartError::Invalid(format!("{flag} '{page}': {why}")))?;
     }
     Ok(())
 }
