@@ -66,4 +66,4 @@ pub use http::encoding::Precompressed;
 pub use http::forwarded::{Cidr, TrustedProxy};
 pub use server::{Handle, Server, StartError, Trigger, raise_fd_limit};
 pub use stats::Stats;
-pub use sys::signal::{Termination, TerminationSignals};
+pub use sys::signal::{Signal, Signals};

@@ -63,6 +63,7 @@ impl Server {
                 })
             })
             .transpose()?;
+        let reopener = log.as_ref().map(accesslog::Sink::reopener);
         let options = SiteOptions {
             listing: config.listing,
             dotfiles: config.dotfiles,
@@ -127,6 +128,7 @@ impl Server {
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
                             budget,
+                            reopener,
                         });
                     }
                     Err(uring::StartFailure::Spawn(e)) => return Err(StartError::Spawn(e)),
@@ -171,6 +173,7 @@ impl Server {
             grace: config.shutdown_grace,
             budget,
             detail: "one thread per connection".into(),
+            reopener,
         })
     }
 }
@@ -279,6 +282,8 @@ pub struct Handle {
     grace: Duration,
     detail: String,
     budget: fdbudget::Budget,
+    /// Reopens the access log file (`None` without an access log).
+    reopener: Option<accesslog::Reopener>,
 }
 
 impl Handle {
@@ -345,10 +350,21 @@ impl Handle {
         self.driver.shutdown();
     }
 
-    /// A cloneable, `Send` trigger for [`Handle::shutdown`] (e.g. for a signal thread).
+    /// Reopens the access log file at its path (log rotation: rename the file, then call
+    /// this): lines written before it returns are in the renamed file, every later one in the
+    /// new file at the path; no line is lost or split. Returns the path reopened, or `None`
+    /// when there is no access log file (none, or stdout). On an error the old file stays in
+    /// use. The `ringserve` binary calls it on SIGUSR1.
+    pub fn reopen_logs(&self) -> std::io::Result<Option<PathBuf>> {
+        reopen(self.reopener.as_ref())
+    }
+
+    /// A cloneable, `Send` trigger for [`Handle::shutdown`] and [`Handle::reopen_logs`]
+    /// (e.g. for a signal thread).
     pub fn trigger(&self) -> Trigger {
         Trigger {
             driver: Arc::clone(&self.driver),
+            reopener: self.reopener.clone(),
         }
     }
 
@@ -359,14 +375,27 @@ impl Handle {
     }
 }
 
-/// Starts a graceful shutdown from any thread.
+/// Starts a graceful shutdown, or reopens the access log, from any thread.
 #[derive(Clone, Debug)]
 pub struct Trigger {
     driver: Arc<Driver>,
+    reopener: Option<accesslog::Reopener>,
 }
 
 impl Trigger {
     pub fn shutdown(&self) {
         self.driver.shutdown();
+    }
+
+    /// See [`Handle::reopen_logs`].
+    pub fn reopen_logs(&self) -> std::io::Result<Option<PathBuf>> {
+        reopen(self.reopener.as_ref())
+    }
+}
+
+fn reopen(reopener: Option<&accesslog::Reopener>) -> std::io::Result<Option<PathBuf>> {
+    match reopener {
+        Some(r) => r.reopen(),
+        None => Ok(None),
     }
 }
