@@ -32,6 +32,11 @@ impl Server {
     /// Starts `ringserve --mode MODE --access-log DIR/access.log` over a one-file site;
     /// `None` (after saying why) when the uring mode cannot run here and is not required.
     fn start(mode: &str) -> Option<Server> {
+        Server::start_logging(mode, true)
+    }
+
+    /// As [`Server::start`]; without `to_file`, the access log goes to stdout.
+    fn start_logging(mode: &str, to_file: bool) -> Option<Server> {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("site");
         std::fs::create_dir(&root).unwrap();
@@ -40,7 +45,11 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
             .args(["--mode", mode, "--listen", "127.0.0.1:0", "--workers", "2"])
             .arg("--access-log")
-            .arg(&log)
+            .arg(if to_file {
+                log.as_os_str()
+            } else {
+                "-".as_ref()
+            })
             .arg(&root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -94,13 +103,22 @@ impl Server {
         Err(seen)
     }
 
-    /// Moves the log aside to `to`, sends SIGUSR1 and waits for the acknowledgement.
-    fn rotate(&self, to: &Path) {
-        std::fs::rename(&self.log, to).expect("move the log aside");
+    fn usr1(&self) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
         // SAFETY: kill takes no pointers; the child is not reaped yet, so the pid is ours.
         let rc = unsafe { libc::kill(pid, libc::SIGUSR1) };
         assert_eq!(rc, 0, "kill -USR1");
+    }
+
+    /// Moves the log aside to `to`, sends SIGUSR1 and waits for the acknowledgement.
+    fn rotate(&self, to: &Path) {
+        std::fs::rename(&self.log, to).expect("move the log aside");
+        self.reopen();
+    }
+
+    /// Sends SIGUSR1 and waits for the acknowledgement.
+    fn reopen(&self) {
+        self.usr1();
         let ack = self
             .line("ringserve: access log reopened")
             .unwrap_or_else(|seen| panic!("no acknowledgement of SIGUSR1; stderr: {seen:?}"));
@@ -286,4 +304,52 @@ fn no_line_is_lost_with_requests_in_flight_threaded() {
 #[test]
 fn no_line_is_lost_with_requests_in_flight_uring() {
     no_line_is_lost_with_requests_in_flight("uring");
+}
+
+/// With the log on stdout there is no file to reopen: SIGUSR1 says so and changes nothing
+/// (the signal's default action, exit, never happens).
+#[test]
+fn sigusr1_without_a_log_file_is_reported_and_harmless() {
+    let Some(mut srv) = Server::start_logging("threaded", false) else {
+        return;
+    };
+    for _ in 0..2 {
+        srv.usr1();
+        let line = srv
+            .line("ringserve: SIGUSR1")
+            .unwrap_or_else(|seen| panic!("no SIGUSR1 line; stderr: {seen:?}"));
+        assert_eq!(line, "ringserve: SIGUSR1: no access log file to reopen");
+    }
+    get(srv.addr, "after");
+    assert!(srv.child.try_wait().expect("try_wait").is_none());
+    assert!(!srv.log.exists(), "a file was created for a stdout log");
+}
+
+/// A path that cannot be opened (here a directory took its place): one error line, and the
+/// lines keep going to the file in use; the next SIGUSR1 that can open it switches.
+#[test]
+fn a_failed_reopen_keeps_logging_to_the_previous_file() {
+    let Some(srv) = Server::start("threaded") else {
+        return;
+    };
+    let moved = srv.log.parent().unwrap().join("access.log.1");
+    get(srv.addr, "a0");
+    wait_for_lines(&srv.log, 1);
+    std::fs::rename(&srv.log, &moved).unwrap();
+    std::fs::create_dir(&srv.log).unwrap();
+    srv.usr1();
+    let line = srv
+        .line("ringserve: error: cannot reopen the access log")
+        .unwrap_or_else(|seen| panic!("no error line; stderr: {seen:?}"));
+    assert!(
+        line.ends_with("; still writing to the previous file"),
+        "{line}"
+    );
+    get(srv.addr, "a1");
+    assert_eq!(wait_for_lines(&moved, 2), expected("a", 2));
+    std::fs::remove_dir(&srv.log).unwrap();
+    srv.reopen();
+    get(srv.addr, "b0");
+    assert_eq!(wait_for_lines(&srv.log, 1), expected("b", 1));
+    assert_eq!(ids(&moved), expected("a", 2));
 }
