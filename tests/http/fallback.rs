@@ -60,7 +60,15 @@ each_mode! {
 
     fn missing_assets_still_get_404(ctx) {
         let srv = start(&ctx);
-        for path in ["/app.js", "/img/x.png", "/users/42/avatar.jpg", "/app.js/", "/v1.2/", "/x."] {
+        for path in [
+            "/app.js",
+            "/img/x.png",
+            "/users/42/avatar.jpg",
+            "/app.js/",
+            "/v1.2/",
+            "/x.",
+            "/app%2Ejs",
+        ] {
             let r = srv.get_with(path, &[BROWSER]);
             assert_eq!(r.status, 404, "{path}");
             assert!(r.body_str().contains("<h1>404 Not Found</h1>"), "{path}");
@@ -145,4 +153,32 @@ each_mode! {
         assert_eq!(r.status, 404);
         assert_eq!(r.header("location"), None);
     }
+}
+
+/// Both modes give the same heads and bodies for routes, assets, refusals and the 404 page.
+#[test]
+fn every_mode_answers_missing_paths_alike() {
+    let fixture = Fixture::new();
+    fixture.write("404.html", NOT_FOUND_PAGE.as_bytes());
+    let mut requests = Vec::new();
+    for path in [
+        "/users/42",
+        "/users/",
+        "/app.js",
+        "/empty/",
+        "/.hidden",
+        "/v1.2/x",
+    ] {
+        for headers in [&[BROWSER][..], &[JSON], &[], &[BROWSER, "Range: bytes=0-4"]] {
+            requests.push(request("GET", path, headers));
+        }
+        requests.push(request("HEAD", path, &[BROWSER]));
+    }
+    assert_modes_answer_alike(&requests, |ctx| {
+        ctx.serve(fixture.root(), |c| {
+            c.fallback_page("/index.html")
+                .not_found_page("/404.html")
+                .cache_control("public, max-age=60")
+        })
+    });
 }
