@@ -9,7 +9,7 @@
 //! N responses (`--requests`), or after S seconds (`--seconds`), whichever comes first; then
 //! prints how many responses it sent. `scripts/test.sh` runs it with bounds and fetches from it.
 
-use ringserve::{Config, ListenAddr, Mode, Server, TerminationSignals};
+use ringserve::{Config, ListenAddr, Mode, Server, Signals};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -63,7 +63,7 @@ enum Stop {
 fn main() -> ExitCode {
     // Before any thread: every thread the server starts inherits the blocked signals, and
     // this program receives them with `wait` instead of a handler.
-    let signals = match TerminationSignals::block() {
+    let signals = match Signals::block() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("embed: cannot set up signals: {e}");
@@ -112,8 +112,12 @@ fn main() -> ExitCode {
 
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        if signals.wait().is_ok() {
-            let _ = tx.send(());
+        // SIGINT or SIGTERM stops; SIGUSR1 (log rotation) has no log to reopen here.
+        while let Ok(signal) = signals.wait() {
+            if signal.is_termination() {
+                let _ = tx.send(());
+                break;
+            }
         }
     });
     let deadline = args

@@ -129,6 +129,8 @@ pub struct Config {
     pub(crate) fault_path: Option<String>,
     pub(crate) pin: Pin,
     pub(crate) precompressed: Precompressed,
+    pub(crate) not_found: Option<String>,
+    pub(crate) fallback: Option<String>,
 }
 
 impl Config {
@@ -159,6 +161,8 @@ impl Config {
             fault_path: None,
             pin: Pin::Auto,
             precompressed: Precompressed::DEFAULT,
+            not_found: None,
+            fallback: None,
         }
     }
 
@@ -317,6 +321,23 @@ impl Config {
         self
     }
 
+    /// The site's 404 page: `page` is a URL path beneath the root (`/404.html`), sent with
+    /// status 404 for every missing path. [`crate::Server::bind`] refuses to start unless it
+    /// names a regular file. See [`crate::http::serve::pages`] for the rules.
+    pub fn not_found_page(mut self, page: impl Into<String>) -> Config {
+        self.not_found = Some(page.into());
+        self
+    }
+
+    /// The app fallback page (single-page apps): a GET or HEAD of a missing path whose last
+    /// segment has no `.` and whose `Accept` allows `text/html` gets `page` (a URL path
+    /// beneath the root, e.g. `/index.html`) with status 200. Checked at start like
+    /// [`Config::not_found_page`]; see [`crate::http::serve::pages`] for the exact rule.
+    pub fn fallback_page(mut self, page: impl Into<String>) -> Config {
+        self.fallback = Some(page.into());
+        self
+    }
+
     /// Worker threads the uring mode will start.
     pub fn worker_count(&self) -> usize {
         self.workers
@@ -379,6 +400,18 @@ impl Config {
         }
         if let Some(p) = &self.probes.status {
             probe::check_path("--status-path", p)?;
+        }
+        for (flag, page) in [
+            ("--not-found", &self.not_found),
+            ("--fallback", &self.fallback),
+        ] {
+            if let Some(page) = page
+                && !page.starts_with('/')
+            {
+                return Err(format!(
+                    "{flag} '{page}': give a URL path beneath the root, starting with '/'"
+                ));
+            }
         }
         if self.probes.health.is_some() && self.probes.health == self.probes.status {
             return Err("--health-path and --status-path must differ".into());
@@ -462,6 +495,8 @@ mod tests {
                 "must differ",
             ),
             (Config::new("w").listen_unix("rel.sock"), "must be absolute"),
+            (Config::new("w").not_found_page("404.html"), "--not-found"),
+            (Config::new("w").fallback_page(""), "--fallback"),
             (
                 Config::new("w")
                     .listen_unix("/a.sock")

@@ -67,4 +67,4 @@ pub use http::forwarded::{Cidr, TrustedProxy};
 pub use server::listen::{PassedAddr, PassedSocket, systemd_sockets};
 pub use server::{Handle, Server, StartError, Trigger, raise_fd_limit};
 pub use stats::Stats;
-pub use sys::signal::{Termination, TerminationSignals};
+pub use sys::signal::{Signal, Signals};

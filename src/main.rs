@@ -1,10 +1,9 @@
 //! `ringserve [DIR]`: parse the flags into a [`Config`], start, wait for SIGINT/SIGTERM,
-//! shut down gracefully. Nothing else happens here.
+//! shut down gracefully; SIGUSR1 reopens the access log. Nothing else happens here.
 
 use clap::Parser;
 use ringserve::{
-    AccessLog, Config, ListenAddr, Mode, Pin, Precompressed, Server, TerminationSignals,
-    TrustedProxy,
+    AccessLog, Config, ListenAddr, Mode, Pin, Precompressed, Server, Signals, Trigger, TrustedProxy,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +95,16 @@ struct Cli {
     #[arg(long, value_name = "LIST|off", default_value_t = Precompressed::DEFAULT)]
     precompressed: Precompressed,
 
+    /// Send this file beneath the root (a URL path, e.g. /404.html) as the body of every 404.
+    #[arg(long, value_name = "PAGE")]
+    not_found: Option<String>,
+
+    /// Answer a GET or HEAD of a missing path without a file extension, from a client that
+    /// accepts text/html, with this page (e.g. /index.html) and status 200: the single-page
+    /// app rule. Missing assets (/app.js) still get 404.
+    #[arg(long, value_name = "PAGE")]
+    fallback: Option<String>,
+
     /// Seconds a graceful shutdown waits for responses in flight before cutting them.
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
     shutdown_grace: f64,
@@ -184,13 +193,30 @@ impl Cli {
         if let Some(cc) = self.cache_control {
             config = config.cache_control(cc);
         }
+        if let Some(page) = self.not_found {
+            config = config.not_found_page(page);
+        }
+        if let Some(page) = self.fallback {
+            config = config.fallback_page(page);
+        }
         config
+    }
+}
+
+/// SIGUSR1: reopen the access log, and say so (a rotation script may wait for the line).
+fn reopen_logs(trigger: &Trigger) {
+    match trigger.reopen_logs() {
+        Ok(Some(path)) => eprintln!("ringserve: access log reopened: {}", path.display()),
+        Ok(None) => eprintln!("ringserve: SIGUSR1: no access log file to reopen"),
+        Err(e) => eprintln!(
+            "ringserve: error: cannot reopen the access log: {e}; still writing to the previous file"
+        ),
     }
 }
 
 fn main() -> ExitCode {
     // Before any thread exists, so every thread inherits the blocked mask.
-    let signals = match TerminationSignals::block() {
+    let signals = match Signals::block() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ringserve: error: cannot set up signal handling: {e}");
@@ -269,13 +295,20 @@ fn main() -> ExitCode {
     let waiter = std::thread::Builder::new()
         .name("ringserve-signals".into())
         .spawn(move || {
-            let Ok(first) = signals.wait() else { return };
-            eprintln!("ringserve: {first:?} received; finishing responses in flight");
-            trigger.shutdown();
-            // A second signal means "now".
-            if signals.wait().is_ok() {
-                eprintln!("ringserve: second signal; exiting at once");
-                std::process::exit(1);
+            // The first SIGINT or SIGTERM starts a graceful shutdown, a second one means
+            // "now". SIGUSR1 reopens the access log, also while shutting down.
+            let mut stopping = false;
+            while let Ok(signal) = signals.wait() {
+                if !signal.is_termination() {
+                    reopen_logs(&trigger);
+                } else if stopping {
+                    eprintln!("ringserve: second signal; exiting at once");
+                    std::process::exit(1);
+                } else {
+                    eprintln!("ringserve: {signal:?} received; finishing responses in flight");
+                    trigger.shutdown();
+                    stopping = true;
+                }
             }
         });
     if let Err(e) = waiter {

@@ -929,3 +929,25 @@ fn accept_at_the_descriptor_limit_backs_off_and_recovers() {
         );
     }
 }
+
+#[test]
+fn a_page_flag_naming_no_file_exits_2_with_one_line() {
+    let (_dir, root) = site_with_index("<p>x</p>\n");
+    for flag in ["--not-found", "--fallback"] {
+        let (status, stderr) = run(&[
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            "/404.html",
+            root.to_str().unwrap(),
+        ]);
+        assert_eq!(status.code(), Some(2), "stderr {stderr:?}");
+        assert_eq!(stderr.len(), 1, "stderr {stderr:?}");
+        assert!(
+            stderr[0].starts_with(&format!(
+                "ringserve: error: {flag} '/404.html': no regular file "
+            )),
+            "stderr {stderr:?}"
+        );
+    }
+}

@@ -36,9 +36,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A weight in thousandths, 0..=1000 (`q=0.5` → 500).
-type Weight = u16;
+pub(super) type Weight = u16;
 
-const FULL: Weight = 1000;
+pub(super) const FULL: Weight = 1000;
 
 /// The codings served from sidecars, in the server's order of preference. `Copy`, no
 /// allocation: it is read on every request.
@@ -205,7 +205,7 @@ fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
-fn trim(s: &[u8]) -> &[u8] {
+pub(super) fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_ows(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|&b| !is_ows(b)).map_or(start, |e| e + 1);
     &s[start..end]
@@ -226,7 +226,7 @@ fn weight(params: Option<&[u8]>) -> Option<Weight> {
 }
 
 /// RFC 9110 §12.4.2: `( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )`.
-fn qvalue(v: &[u8]) -> Option<Weight> {
+pub(super) fn qvalue(v: &[u8]) -> Option<Weight> {
     let (int, frac) = match v.iter().position(|&b| b == b'.') {
         Some(dot) => (&v[..dot], &v[dot + 1..]),
         None => (v, &[][..]),

@@ -4,6 +4,7 @@
 //! conditionals, ranges, the exact bytes of every head. Must not: touch sockets, read the
 //! clock (time comes in through [`DateCache`]), or know which I/O mode drives it.
 
+pub mod accept;
 pub mod conditional;
 pub mod conn;
 pub mod date;

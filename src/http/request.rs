@@ -12,6 +12,7 @@
 //! request line alone is over it. A well-formed version with a major other than 1 → 505;
 //! `HTTP/1.2` and higher minors are served as HTTP/1.1.
 
+use super::accept::Accept;
 use super::encoding::AcceptEncoding;
 use super::request_line;
 use super::status::Status;
@@ -127,6 +128,8 @@ pub struct Headers<'a> {
     pub x_real_ip: Option<&'a [u8]>,
     /// Every `Accept-Encoding` line, parsed as one list (see [`super::encoding`]).
     pub accept_encoding: AcceptEncoding,
+    /// Every `Accept` line, read only by the app fallback (see [`super::accept`]).
+    pub accept: Accept<'a>,
 }
 
 /// A parsed request head, borrowing the connection's buffer.
@@ -302,6 +305,7 @@ fn typed_headers<'a>(
                 range_lines += 1;
                 h.range = Some(value);
             }
+            6 if name.eq_ignore_ascii_case(b"accept") => h.accept.add_field(value),
             7 if name.eq_ignore_ascii_case(b"referer") => h.referer = Some(value),
             8 if name.eq_ignore_ascii_case(b"if-match") => h.if_match.push(value),
             8 if name.eq_ignore_ascii_case(b"if-range") => h.if_range = Some(value),

@@ -39,6 +39,14 @@ impl Response {
     pub fn body_len(&self) -> u64 {
         self.body.len()
     }
+
+    /// Adds the field line `name: value` at the end of the finished head (before the blank
+    /// line). `value` must already be a valid field value.
+    pub fn add_field(&mut self, name: &str, value: &[u8]) {
+        let end = self.head.len().saturating_sub(2);
+        let line = [name.as_bytes(), b": ", value, b"\r\n"].concat();
+        self.head.splice(end..end, line);
+    }
 }
 
 /// The content of a response.
@@ -255,6 +263,21 @@ mod tests {
              Content-Type: text/html; charset=utf-8\r\nContent-Length: 12\r\n\
              Accept-Ranges: bytes\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_field_added_to_a_finished_head_goes_before_the_blank_line() {
+        let date = DateCache::new(SystemTime::UNIX_EPOCH);
+        let head = HeadBuilder::new(Status::Ok, &date).finish(After::KeepAlive, Confirm::Implicit);
+        let mut r = Response {
+            status: Status::Ok,
+            head,
+            body: Body::Empty,
+            after: After::KeepAlive,
+            log: None,
+        };
+        r.add_field("Vary", b"Accept");
+        assert!(r.head.ends_with(b"nosniff\r\nVary: Accept\r\n\r\n"));
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //!    are allowed to do): a multipart body cannot say that its parts, not itself, are encoded.
 //!    For a negotiated file, `If-Range` must carry the representation's entity-tag; a date
 //!    (shared by every representation) never allows the range.
+//! 7. Nothing to serve (a 404 of steps 3–4): the app fallback page, the site's 404 page or
+//!    the built-in one ([`pages`] has the rule).
 
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
@@ -40,7 +42,9 @@ use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub mod pages;
 mod representation;
+use pages::Missing;
 use representation::{Negotiated, cached_response, uncached_response};
 
 /// Whether directories without `index.html` are listed.
@@ -75,6 +79,10 @@ pub struct SiteOptions {
     pub fault_path: Option<String>,
     /// Which precompressed sidecars are served, in order of preference.
     pub precompressed: Precompressed,
+    /// The site's 404 page: a URL path beneath the root (`--not-found`; see [`pages`]).
+    pub not_found: Option<String>,
+    /// The app fallback page (`--fallback`; see [`pages`]).
+    pub fallback: Option<String>,
 }
 
 impl Default for SiteOptions {
@@ -87,6 +95,8 @@ impl Default for SiteOptions {
             logging: Logging::Off,
             fault_path: None,
             precompressed: Precompressed::DEFAULT,
+            not_found: None,
+            fallback: None,
         }
     }
 }
@@ -228,7 +238,7 @@ pub fn busy_response(date: &DateCache) -> Response {
 /// [`crate::fs::cache`]).
 pub fn respond(
     site: &Site,
-    cache: Option<&mut FileCache>,
+    mut cache: Option<&mut FileCache>,
     req: &Request<'_>,
     date: &DateCache,
     life: Lifecycle,
@@ -274,7 +284,10 @@ pub fn respond(
             }
             match probe::answer(site.probes(), site.metrics(), path, date, life) {
                 Some((status, head, body)) => cx.finish(status, head, body),
-                None => get(site, cache, &cx, req, path, query),
+                None => match get(site, cache.as_deref_mut(), &cx, req, path, query) {
+                    Ok(response) => response,
+                    Err(missing) => pages::missing(site, cache, &cx, req, path, missing),
+                },
             }
         }
     }
@@ -287,7 +300,7 @@ fn get(
     req: &Request<'_>,
     path: &[u8],
     query: Option<&[u8]>,
-) -> Response {
+) -> Result<Response, Missing> {
     // The root as its path names it now (so that a swapped release is served at once): the
     // cache's watched copy, or (threaded mode) the shared watched copy.
     let root = match cache.as_deref_mut() {
@@ -296,21 +309,21 @@ fn get(
     };
     let mut root = match root {
         Ok(root) => root,
-        Err(e) => return open_failure(cx, &e),
+        Err(e) => return Ok(open_failure(cx, &e)),
     };
     if path == b"/favicon.ico" {
-        return favicon(site, &root, cx, req);
+        return Ok(favicon(site, &root, cx, req));
     }
     let safe = match fs::resolve(path, site.options.dotfiles) {
         Ok(safe) => safe,
         // SECURITY: a hidden dotfile is reported as absent, not as forbidden.
-        Err(PathError::Hidden) => return cx.message(Status::NotFound),
+        Err(PathError::Hidden) => return Err(Missing::Absent),
         Err(
             PathError::NotAbsolute
             | PathError::BadPercentEncoding
             | PathError::Nul
             | PathError::AboveRoot,
-        ) => return cx.message(Status::BadRequest),
+        ) => return Ok(cx.message(Status::BadRequest)),
     };
     // The file a hit would be: the path itself, or the index of a directory-form path.
     // Borrowed rather than cloned for the common file-form request: this runs on every GET.
@@ -324,7 +337,7 @@ fn get(
     if let Some(cache) = cache.as_deref_mut()
         && let Some(hit) = cache.get(&root, file_path)
     {
-        return cached_response(site, &root, cx, req, cache, file_path, hit);
+        return Ok(cached_response(site, &root, cx, req, cache, file_path, hit));
     }
     // Opened here, served once, and offered to the cache.
     let serve_file =
@@ -346,18 +359,19 @@ fn get(
         };
     match open_fresh(site, cache.as_deref_mut(), &mut root, &safe) {
         // `/file.txt/` names a directory that is not there.
-        Ok(Entry::File(_)) if safe.is_dir_form() => cx.message(Status::NotFound),
-        Ok(Entry::File(f)) => serve_file(cache, &root, f, &safe),
-        Ok(Entry::Dir(_)) if !safe.is_dir_form() => redirect_to_dir(cx, path, query),
+        Ok(Entry::File(_)) if safe.is_dir_form() => Err(Missing::Absent),
+        Ok(Entry::File(f)) => Ok(serve_file(cache, &root, f, &safe)),
+        Ok(Entry::Dir(_)) if !safe.is_dir_form() => Ok(redirect_to_dir(cx, path, query)),
         Ok(Entry::Dir(dir)) => match open_fresh(site, cache.as_deref_mut(), &mut root, file_path) {
-            Ok(Entry::File(f)) => serve_file(cache, &root, f, file_path),
+            Ok(Entry::File(f)) => Ok(serve_file(cache, &root, f, file_path)),
             Err(OpenError::NotFound) if site.options.listing == Listing::On => {
-                listing(site, cx, &dir, path)
+                Ok(listing(site, cx, &dir, path))
             }
-            Ok(Entry::Dir(_)) | Err(OpenError::NotFound) => cx.message(Status::NotFound),
-            Err(e) => open_failure(cx, &e),
+            Ok(Entry::Dir(_)) | Err(OpenError::NotFound) => Err(Missing::NoIndex),
+            Err(e) => Ok(open_failure(cx, &e)),
         },
-        Err(e) => open_failure(cx, &e),
+        Err(OpenError::NotFound) => Err(Missing::Absent),
+        Err(e) => Ok(open_failure(cx, &e)),
     }
 }
 

@@ -8,13 +8,19 @@
 //! The client address is the peer's, or the one a trusted proxy forwarded
 //! ([`Sink::client`], which applies [`crate::http::forwarded::real_client`]); a Unix-socket
 //! peer without a forwarded address is logged as `unix:`.
+//!
+//! Rotation: [`Reopener::reopen`] (SIGUSR1 in the binary) opens the log's path again and
+//! swaps it in under the same lock every write takes. Each write is whole lines under that
+//! lock, so a line is in the old file or the new one, never split or lost: `mv access.log
+//! access.log.1; kill -USR1 PID` and the old file is complete once the server says so.
 
 use crate::config::AccessLog;
 use crate::http::forwarded::{self, ClientAddr, Peer, TrustedProxies};
 use crate::http::{HttpDate, LogFields, Status};
 use std::fs::OpenOptions;
 use std::io::{self, LineWriter, Write};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// A response waiting for its log line until its bytes are handed to the kernel.
@@ -72,8 +78,52 @@ fn escape_into(value: &[u8], out: &mut Vec<u8>) {
 
 /// A shared, line-buffered log sink, with the proxies whose forwarding headers it believes.
 pub struct Sink {
-    out: Mutex<LineWriter<Box<dyn Write + Send>>>,
+    out: Arc<Output>,
     trusted: TrustedProxies,
+}
+
+/// Where a sink's lines go, and where they went when it was opened (for reopening).
+struct Output {
+    writer: Mutex<LineWriter<Box<dyn Write + Send>>>,
+    target: AccessLog,
+}
+
+/// Reopens a sink's file from any thread, for log rotation (see the module docs).
+#[derive(Clone)]
+pub struct Reopener {
+    out: Arc<Output>,
+}
+
+impl std::fmt::Debug for Reopener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reopener")
+    }
+}
+
+impl Reopener {
+    /// Opens the log's path again (append, create) and sends every later line there; lines
+    /// written before this returns are in the file the path named before. Returns the path,
+    /// or `None` for stdout (nothing to reopen). On an error the old file stays in use.
+    pub fn reopen(&self) -> io::Result<Option<PathBuf>> {
+        let AccessLog::File(path) = &self.out.target else {
+            return Ok(None);
+        };
+        let file = open_append(path)?;
+        let old = {
+            let mut writer = self.out.writer.lock().unwrap_or_else(|p| p.into_inner());
+            // Whole lines only are written, so nothing is buffered; flush in case a failed
+            // write left a remainder, which belongs to the old file.
+            let _ = writer.flush();
+            std::mem::replace(&mut *writer, LineWriter::new(Box::new(file)))
+        };
+        // The old file closes outside the lock.
+        drop(old);
+        Ok(Some(path.clone()))
+    }
+}
+
+fn open_append(path: &std::path::Path) -> io::Result<std::fs::File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl std::fmt::Debug for Sink {
@@ -86,14 +136,22 @@ impl Sink {
     pub fn open(target: &AccessLog, trusted: TrustedProxies) -> io::Result<Sink> {
         let out: Box<dyn Write + Send> = match target {
             AccessLog::Stdout => Box::new(io::stdout()),
-            AccessLog::File(path) => {
-                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
-            }
+            AccessLog::File(path) => Box::new(open_append(path)?),
         };
         Ok(Sink {
-            out: Mutex::new(LineWriter::new(out)),
+            out: Arc::new(Output {
+                writer: Mutex::new(LineWriter::new(out)),
+                target: target.clone(),
+            }),
             trusted,
         })
+    }
+
+    /// A handle that reopens this sink's file (log rotation) from another thread.
+    pub fn reopener(&self) -> Reopener {
+        Reopener {
+            out: Arc::clone(&self.out),
+        }
     }
 
     /// The address to log for a request from `peer` (the real client behind a trusted proxy).
@@ -136,7 +194,7 @@ impl Sink {
     /// Writes complete lines. A failing log never stops serving: errors are dropped.
     pub fn write(&self, lines: &[u8]) {
         // A poisoned lock only means another thread panicked mid-write; the writer is fine.
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = self.out.writer.lock().unwrap_or_else(|p| p.into_inner());
         let _ = out.write_all(lines);
     }
 }
@@ -186,6 +244,26 @@ mod tests {
             String::from_utf8(line).unwrap(),
             "::1 - - [01/Jan/1970:00:00:00 +0000] \"\" 400 0 \"-\" \"-\" 7\n"
         );
+    }
+
+    #[test]
+    fn reopening_sends_later_lines_to_the_path_and_keeps_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let sink = Sink::open(&AccessLog::File(path.clone()), TrustedProxies::default()).unwrap();
+        sink.write(b"one\n");
+        std::fs::rename(&path, dir.path().join("access.log.1")).unwrap();
+        sink.write(b"two\n");
+        assert_eq!(sink.reopener().reopen().unwrap(), Some(path.clone()));
+        sink.write(b"three\nfour\n");
+        let old = std::fs::read_to_string(dir.path().join("access.log.1")).unwrap();
+        assert_eq!(old, "one\ntwo\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\nfour\n");
+        // A path that cannot be opened keeps the current file.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        assert!(sink.reopener().reopen().is_err());
+        let stdout = Sink::open(&AccessLog::Stdout, TrustedProxies::default()).unwrap();
+        assert_eq!(stdout.reopener().reopen().unwrap(), None);
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl Server {
             source,
         })?;
         check_probes_shadow_nothing(&config, &root)?;
+        check_pages(&config, &root)?;
         let budget = connection_budget(&config);
         let log = config
             .access_log
@@ -62,6 +63,7 @@ impl Server {
                 })
             })
             .transpose()?;
+        let reopener = log.as_ref().map(accesslog::Sink::reopener);
         let options = SiteOptions {
             listing: config.listing,
             dotfiles: config.dotfiles,
@@ -74,6 +76,8 @@ impl Server {
                 Logging::Off
             },
             fault_path: config.fault_path.clone(),
+            not_found: config.not_found.clone(),
+            fallback: config.fallback.clone(),
         };
         // One block of counters per uring worker; the threaded mode counts under worker 0.
         let stats = Arc::new(Stats::new(match config.mode {
@@ -126,6 +130,7 @@ impl Server {
                             mode: Mode::Uring,
                             grace: config.shutdown_grace,
                             budget,
+                            reopener,
                         });
                     }
                     Err(uring::StartFailure::Spawn(e)) => return Err(StartError::Spawn(e)),
@@ -179,6 +184,7 @@ impl Server {
             grace: config.shutdown_grace,
             budget,
             detail: "one thread per connection".into(),
+            reopener,
         })
     }
 }
@@ -241,6 +247,19 @@ fn check_probes_shadow_nothing(config: &Config, root: &Root) -> Result<(), Start
     Ok(())
 }
 
+/// The 404 and fallback pages must name regular files beneath the root: refused at start.
+fn check_pages(config: &Config, root: &Root) -> Result<(), StartError> {
+    for (flag, page) in [
+        ("--not-found", &config.not_found),
+        ("--fallback", &config.fallback),
+    ] {
+        let Some(page) = page else { continue };
+        crate::http::serve::pages::check_page(root, page, config.dotfiles)
+            .map_err(|why| StartError::Invalid(format!("{flag} '{page}': {why}")))?;
+    }
+    Ok(())
+}
+
 /// The I/O driver behind a [`Handle`].
 #[derive(Debug)]
 enum Driver {
@@ -285,6 +304,8 @@ pub struct Handle {
     grace: Duration,
     detail: String,
     budget: fdbudget::Budget,
+    /// Reopens the access log file (`None` without an access log).
+    reopener: Option<accesslog::Reopener>,
 }
 
 impl Handle {
@@ -357,10 +378,21 @@ impl Handle {
         self.driver.shutdown();
     }
 
-    /// A cloneable, `Send` trigger for [`Handle::shutdown`] (e.g. for a signal thread).
+    /// Reopens the access log file at its path (log rotation: rename the file, then call
+    /// this): lines written before it returns are in the renamed file, every later one in the
+    /// new file at the path; no line is lost or split. Returns the path reopened, or `None`
+    /// when there is no access log file (none, or stdout). On an error the old file stays in
+    /// use. The `ringserve` binary calls it on SIGUSR1.
+    pub fn reopen_logs(&self) -> std::io::Result<Option<PathBuf>> {
+        reopen(self.reopener.as_ref())
+    }
+
+    /// A cloneable, `Send` trigger for [`Handle::shutdown`] and [`Handle::reopen_logs`]
+    /// (e.g. for a signal thread).
     pub fn trigger(&self) -> Trigger {
         Trigger {
             driver: Arc::clone(&self.driver),
+            reopener: self.reopener.clone(),
         }
     }
 
@@ -371,14 +403,27 @@ impl Handle {
     }
 }
 
-/// Starts a graceful shutdown from any thread.
+/// Starts a graceful shutdown, or reopens the access log, from any thread.
 #[derive(Clone, Debug)]
 pub struct Trigger {
     driver: Arc<Driver>,
+    reopener: Option<accesslog::Reopener>,
 }
 
 impl Trigger {
     pub fn shutdown(&self) {
         self.driver.shutdown();
+    }
+
+    /// See [`Handle::reopen_logs`].
+    pub fn reopen_logs(&self) -> std::io::Result<Option<PathBuf>> {
+        reopen(self.reopener.as_ref())
+    }
+}
+
+fn reopen(reopener: Option<&accesslog::Reopener>) -> std::io::Result<Option<PathBuf>> {
+    match reopener {
+        Some(r) => r.reopen(),
+        None => Ok(None),
     }
 }

@@ -1,33 +1,47 @@
-//! Termination signals handled synchronously: block SIGINT and SIGTERM in every thread, then
-//! wait for them in one dedicated thread with `sigwait`. No async-signal-safety concerns, and
-//! the waiting thread can call ordinary code (start a graceful shutdown).
+//! The signals the binary acts on, handled synchronously: block SIGINT, SIGTERM and SIGUSR1 in
+//! every thread, then wait for them in one dedicated thread with `sigwait`. No
+//! async-signal-safety concerns, and the waiting thread can call ordinary code (start a
+//! graceful shutdown, reopen the access log).
 
 use std::io;
 use std::mem::MaybeUninit;
 
-/// SIGINT and SIGTERM.
+/// SIGINT, SIGTERM and SIGUSR1, blocked and waited for.
 #[derive(Clone, Copy)]
-pub struct TerminationSignals {
+pub struct Signals {
     set: libc::sigset_t,
 }
 
-impl std::fmt::Debug for TerminationSignals {
+impl std::fmt::Debug for Signals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TerminationSignals(SIGINT, SIGTERM)")
+        f.write_str("Signals(SIGINT, SIGTERM, SIGUSR1)")
     }
 }
 
-/// A signal that asks the process to stop.
+/// A signal the server acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Termination {
+pub enum Signal {
+    /// SIGINT: stop.
     Interrupt,
+    /// SIGTERM: stop.
     Terminate,
+    /// SIGUSR1: reopen the access log (log rotation; nginx uses the same signal).
+    ReopenLogs,
 }
 
-impl TerminationSignals {
-    /// Blocks SIGINT and SIGTERM in the calling thread, and so in every thread it spawns
-    /// afterwards. Call first thing in `main`, before any thread exists.
-    pub fn block() -> io::Result<TerminationSignals> {
+impl Signal {
+    /// Whether the signal asks the process to stop.
+    pub fn is_termination(self) -> bool {
+        matches!(self, Signal::Interrupt | Signal::Terminate)
+    }
+}
+
+impl Signals {
+    /// Blocks SIGINT, SIGTERM and SIGUSR1 in the calling thread, and so in every thread it
+    /// spawns afterwards. Call first thing in `main`, before any thread exists. Until
+    /// [`Signals::wait`] takes them, they stay pending (a SIGUSR1 then no longer kills the
+    /// process, its default action).
+    pub fn block() -> io::Result<Signals> {
         let mut set = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: sigemptyset initializes the set it is given; we pass a pointer to local,
         // properly sized storage and only read it after the call succeeded.
@@ -37,6 +51,7 @@ impl TerminationSignals {
             }
             libc::sigaddset(set.as_mut_ptr(), libc::SIGINT);
             libc::sigaddset(set.as_mut_ptr(), libc::SIGTERM);
+            libc::sigaddset(set.as_mut_ptr(), libc::SIGUSR1);
             set.assume_init()
         };
         // SAFETY: `set` is an initialized sigset_t living on this stack frame; the old mask
@@ -45,11 +60,11 @@ impl TerminationSignals {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        Ok(TerminationSignals { set })
+        Ok(Signals { set })
     }
 
-    /// Waits for the next SIGINT or SIGTERM.
-    pub fn wait(&self) -> io::Result<Termination> {
+    /// Waits for the next of the signals.
+    pub fn wait(&self) -> io::Result<Signal> {
         let mut signal: libc::c_int = 0;
         // SAFETY: `self.set` is an initialized sigset_t and `signal` a live local the call
         // writes once.
@@ -57,10 +72,10 @@ impl TerminationSignals {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        Ok(if signal == libc::SIGINT {
-            Termination::Interrupt
-        } else {
-            Termination::Terminate
+        Ok(match signal {
+            libc::SIGINT => Signal::Interrupt,
+            libc::SIGUSR1 => Signal::ReopenLogs,
+            _ => Signal::Terminate,
         })
     }
 }

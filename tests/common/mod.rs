@@ -419,6 +419,12 @@ impl TestServer {
             .expect("server started without its own fixture")
     }
 
+    /// Keeps `fixture` (the root of a server started with [`Ctx::serve`]) alive as long as
+    /// the server, so that [`TestServer::fixture`] reaches it.
+    pub fn keep_fixture(&mut self, fixture: Fixture) {
+        self.fixture = Some(fixture);
+    }
+
     /// Begins a graceful shutdown without waiting for it.
     pub fn shutdown(&self) {
         if let Some(handle) = &self.handle {
