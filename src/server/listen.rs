@@ -401,13 +401,9 @@ impl PassedListener {
             match accepted {
                 // Another instance (or acceptor) took it first.
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Ok((stream, peer)) => {
-                    // Accepted sockets inherit O_NONBLOCK from the listener; connection
-                    // threads block.
-                    stream.set_nonblocking(false)?;
-                    return Ok((stream, peer));
-                }
-                Err(e) => return Err(e),
+                // Blocking, as connection threads want it: on Linux an accepted socket does
+                // not inherit the listener's O_NONBLOCK.
+                result => return result,
             }
         }
     }
