@@ -1,4 +1,4 @@
-//! What a GET or HEAD gets when its path has nothing to serve (a 404 of [`super::get`]):
+//! What a GET or HEAD gets when its path has nothing to serve (a 404 of `serve::get`):
 //! the app fallback page (`--fallback`), the site's 404 page (`--not-found`), or the built-in
 //! 404. Both pages are URL paths beneath the root, checked at start-up (an existing regular
 //! file), and looked up per request like any path (same resolver, same cache, so a deploy
