@@ -4,6 +4,7 @@
 use crate::fs::Dotfiles;
 use crate::http::Precompressed;
 use crate::http::forwarded::{TrustedProxies, TrustedProxy};
+use crate::http::header_rules::{HeaderRule, HeaderRules};
 use crate::http::probe::{self, Probes};
 use crate::http::{Listing, serve::DEFAULT_MAX_HEAD};
 use std::fmt;
@@ -127,6 +128,7 @@ pub struct Config {
     pub(crate) fault_path: Option<String>,
     pub(crate) pin: Pin,
     pub(crate) precompressed: Precompressed,
+    pub(crate) header_rules: HeaderRules,
 }
 
 impl Config {
@@ -156,6 +158,7 @@ impl Config {
             fault_path: None,
             pin: Pin::Auto,
             precompressed: Precompressed::DEFAULT,
+            header_rules: HeaderRules::default(),
         }
     }
 
@@ -300,6 +303,15 @@ impl Config {
     /// negotiation and [`crate::fs::sidecar`] for when a sidecar is used.
     pub fn precompressed(mut self, p: Precompressed) -> Config {
         self.precompressed = p;
+        self
+    }
+
+    /// Adds a per-path header rule (repeatable): files matching its pattern are sent with its
+    /// field on 200, 206, 304 and HEAD; for each header name the last matching rule added
+    /// wins. A rule's `Cache-Control` replaces [`Config::cache_control`] for its files. See
+    /// [`crate::http::header_rules`] for the pattern language and what cannot be set.
+    pub fn header_rule(mut self, rule: HeaderRule) -> Config {
+        self.header_rules.add(rule);
         self
     }
 

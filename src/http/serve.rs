@@ -23,6 +23,7 @@
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
 use super::encoding::Precompressed;
+use super::header_rules::HeaderRules;
 use super::lifecycle::Lifecycle;
 use super::probe::{self, Metrics, Probes};
 use super::range::{self, RangeDecision};
@@ -37,6 +38,7 @@ use crate::fs::{
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -75,6 +77,8 @@ pub struct SiteOptions {
     pub fault_path: Option<String>,
     /// Which precompressed sidecars are served, in order of preference.
     pub precompressed: Precompressed,
+    /// The operator's per-path header fields for files (see [`super::header_rules`]).
+    pub header_rules: HeaderRules,
 }
 
 impl Default for SiteOptions {
@@ -87,6 +91,7 @@ impl Default for SiteOptions {
             logging: Logging::Off,
             fault_path: None,
             precompressed: Precompressed::DEFAULT,
+            header_rules: HeaderRules::default(),
         }
     }
 }
@@ -393,8 +398,65 @@ fn open_fresh(
     }
 }
 
-fn cache_control(site: &Site) -> Option<&[u8]> {
-    site.options.cache_control.as_deref().map(str::as_bytes)
+/// The operator's header fields for one file: its `Cache-Control` (a rule's, else the one
+/// given for every file), a rule's `Content-Type`, and the fields rules add. Matched only when
+/// a head is built, so a cached full 200 (whose fields are prebuilt) matches nothing.
+#[derive(Clone, Copy)]
+struct FileHeaders<'a> {
+    rules: &'a HeaderRules,
+    /// The file served, relative to the root, decoded (what patterns match).
+    rel: &'a [u8],
+    cache_control: Option<&'a [u8]>,
+}
+
+impl<'a> FileHeaders<'a> {
+    fn new(site: &'a Site, path: &'a fs::SafePath) -> FileHeaders<'a> {
+        FileHeaders {
+            rules: &site.options.header_rules,
+            rel: path.rel().as_os_str().as_bytes(),
+            cache_control: site.options.cache_control.as_deref().map(str::as_bytes),
+        }
+    }
+
+    fn cache_control(&self) -> Option<&'a [u8]> {
+        if self.rules.is_empty() {
+            return self.cache_control;
+        }
+        self.rules.cache_control(self.rel).or(self.cache_control)
+    }
+
+    fn content_type(&self) -> Option<&'a [u8]> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        self.rules.content_type(self.rel)
+    }
+
+    /// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), then the
+    /// fields rules add: the part every file head shares.
+    fn write_common(&self, head: &mut HeadBuilder, meta: &Meta, lm: &[u8], neg: Negotiated) {
+        head.header("ETag", meta.etag.as_bytes())
+            .header("Last-Modified", lm);
+        if let Some(cc) = self.cache_control() {
+            head.header("Cache-Control", cc);
+        }
+        if neg.vary {
+            head.header(Negotiated::VARY.0, Negotiated::VARY.1);
+        }
+        if !self.rules.is_empty() {
+            for (name, value) in self.rules.added(self.rel) {
+                head.header(name, value);
+            }
+        }
+    }
+
+    /// `Content-Type`: a rule's, else by extension.
+    fn write_content_type(&self, head: &mut HeadBuilder, meta: &Meta) {
+        match self.content_type() {
+            Some(ct) => head.header("Content-Type", ct),
+            None => head.content_type(meta.content_type),
+        };
+    }
 }
 
 fn open_failure(cx: &Cx<'_>, e: &OpenError) -> Response {
@@ -440,7 +502,11 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
 }
 
 fn favicon(site: &Site, root: &RootDir, cx: &Cx<'_>, req: &Request<'_>) -> Response {
-    let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
+    let cc = FileHeaders {
+        rules: &site.options.header_rules,
+        rel: b"favicon.ico",
+        cache_control: Some(fs::favicon::CACHE_CONTROL.as_bytes()),
+    };
     match root.open_favicon() {
         Some(FileEntry { file, meta }) => file_response(
             cx,
@@ -521,22 +587,14 @@ pub fn clamped_slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
 }
 
 /// The header fields of a full 200 for a file, in the order [`file_response`] writes them:
-/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), `Content-Type`,
-/// `Content-Encoding` (if encoded), `Content-Length`.
-fn full_fields(meta: &Meta, cache_control: Option<&[u8]>, neg: Negotiated) -> Vec<u8> {
+/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), the fields
+/// header rules add, `Content-Type`, `Content-Encoding` (if encoded), `Content-Length`.
+fn full_fields(meta: &Meta, fh: FileHeaders<'_>, neg: Negotiated) -> Vec<u8> {
     let mut lm = Vec::with_capacity(32);
     HttpDate::from_unix(meta.last_modified_secs()).write_imf(&mut lm);
     let mut fields = HeadBuilder::fields();
-    fields
-        .header("ETag", meta.etag.as_bytes())
-        .header("Last-Modified", &lm);
-    if let Some(cc) = cache_control {
-        fields.header("Cache-Control", cc);
-    }
-    if neg.vary {
-        fields.header(Negotiated::VARY.0, Negotiated::VARY.1);
-    }
-    fields.content_type(meta.content_type);
+    fh.write_common(&mut fields, meta, &lm, neg);
+    fh.write_content_type(&mut fields, meta);
     if let Some(coding) = neg.encoding {
         fields.header("Content-Encoding", coding.token().as_bytes());
     }
@@ -552,7 +610,7 @@ fn file_response(
     req: &Request<'_>,
     source: Source,
     meta: &Meta,
-    cache_control: Option<&[u8]>,
+    fh: FileHeaders<'_>,
     full_200_fields: Option<&[u8]>,
     neg: Negotiated,
 ) -> Response {
@@ -572,14 +630,7 @@ fn file_response(
     last_modified.write_imf(&mut lm);
     let with_validators = |status: Status| {
         let mut head = HeadBuilder::new(status, cx.date);
-        head.header("ETag", meta.etag.as_bytes())
-            .header("Last-Modified", &lm);
-        if let Some(cc) = cache_control {
-            head.header("Cache-Control", cc);
-        }
-        if neg.vary {
-            head.header(Negotiated::VARY.0, Negotiated::VARY.1);
-        }
+        fh.write_common(&mut head, meta, &lm, neg);
         head
     };
     match conditional::evaluate(&pre, &validators) {
@@ -620,7 +671,7 @@ fn file_response(
                 }
                 None => {
                     let mut head = with_validators(Status::Ok);
-                    head.content_type(meta.content_type);
+                    fh.write_content_type(&mut head, meta);
                     if let Some(coding) = neg.encoding {
                         head.header("Content-Encoding", coding.token().as_bytes());
                     }
@@ -632,7 +683,7 @@ fn file_response(
         }
         RangeDecision::Single(range) => {
             let mut head = with_validators(Status::PartialContent);
-            head.content_type(meta.content_type);
+            fh.write_content_type(&mut head, meta);
             if let Some(coding) = neg.encoding {
                 head.header("Content-Encoding", coding.token().as_bytes());
             }
@@ -642,7 +693,7 @@ fn file_response(
         }
         RangeDecision::Multi(ranges) => {
             let boundary = meta.etag.hex();
-            let (parts, trailer) = multipart_parts(&ranges, boundary, meta);
+            let (parts, trailer) = multipart_parts(&ranges, boundary, meta, fh.content_type());
             let mut content_type = b"multipart/byteranges; boundary=".to_vec();
             content_type.extend_from_slice(boundary);
             let mut head = with_validators(Status::PartialContent);
@@ -664,7 +715,13 @@ fn file_response(
 
 /// The part headers and closing delimiter of a `multipart/byteranges` body. The boundary is
 /// the ETag's hex digits: stable for a file version, and the same on every instance.
-fn multipart_parts(ranges: &[Range<u64>], boundary: &[u8], meta: &Meta) -> (Vec<Part>, Vec<u8>) {
+/// `content_type`: a header rule's, else the type by extension.
+fn multipart_parts(
+    ranges: &[Range<u64>],
+    boundary: &[u8],
+    meta: &Meta,
+    content_type: Option<&[u8]>,
+) -> (Vec<Part>, Vec<u8>) {
     let parts = ranges
         .iter()
         .enumerate()
@@ -676,9 +733,14 @@ fn multipart_parts(ranges: &[Range<u64>], boundary: &[u8], meta: &Meta) -> (Vec<
             header.extend_from_slice(b"--");
             header.extend_from_slice(boundary);
             header.extend_from_slice(b"\r\nContent-Type: ");
-            header.extend_from_slice(meta.content_type.essence.as_bytes());
-            if meta.content_type.utf8 {
-                header.extend_from_slice(b"; charset=utf-8");
+            match content_type {
+                Some(ct) => header.extend_from_slice(ct),
+                None => {
+                    header.extend_from_slice(meta.content_type.essence.as_bytes());
+                    if meta.content_type.utf8 {
+                        header.extend_from_slice(b"; charset=utf-8");
+                    }
+                }
             }
             let _ = write!(
                 header,
