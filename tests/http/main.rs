@@ -13,6 +13,7 @@ mod errors;
 mod faults;
 mod favicon;
 mod flood;
+mod header_rules;
 mod limits;
 mod methods;
 mod modes;
