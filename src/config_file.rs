@@ -436,6 +436,75 @@ fn plain(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cli;
+    use clap::{CommandFactory, FromArgMatches};
+
+    const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ringserve.toml.example");
+
+    /// The example with its commented settings (`# key = value`, `# [[headers]]`) uncommented.
+    fn uncommented(text: &str) -> String {
+        let is_setting = |s: &str| {
+            s == "[[headers]]"
+                || s.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                })
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if is_setting(rest) => rest,
+                _ => line,
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    /// What `ringserve --config file` would run with: the merged arguments, through the
+    /// real parser and checks (the root `www` is relative to the crate, the tests' directory).
+    fn load(file: &Path) -> Result<Vec<OsString>, String> {
+        let cmd = Cli::command();
+        let given = cmd.clone().get_matches_from(["ringserve"]);
+        let args = merged_args(&cmd, &[], &given, file).map_err(|e| e.to_string())?;
+        let matches = cmd
+            .try_get_matches_from(std::iter::once(OsString::from("ringserve")).chain(args.clone()))
+            .map_err(|e| e.to_string())?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        ringserve::Server::check(&cli.into_config()).map_err(|e| e.to_string())?;
+        Ok(args)
+    }
+
+    #[test]
+    fn the_example_sets_every_key_and_passes_the_checks() {
+        let text = std::fs::read_to_string(EXAMPLE).expect("ringserve.toml.example");
+        load(Path::new(EXAMPLE)).expect("the example as shipped");
+
+        let dir = tempfile::tempdir().unwrap();
+        let all = dir.path().join("all.toml");
+        let full = uncommented(&text);
+        std::fs::write(&all, &full).unwrap();
+        let args = load(&all).expect("the example with every setting uncommented");
+        let rules = args
+            .iter()
+            .filter(|a| a.to_string_lossy().starts_with("--header="))
+            .count();
+        assert_eq!(rules, 3, "the [[headers]] examples: {args:?}");
+
+        let table = DeTable::parse(&full).expect("TOML");
+        let present: Vec<&str> = table
+            .get_ref()
+            .keys()
+            .map(|k| k.get_ref().as_ref())
+            .collect();
+        let missing: Vec<String> = keys(&Cli::command())
+            .into_iter()
+            .filter(|k| !present.contains(&k.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "ringserve.toml.example does not document the keys {missing:?}: add each, set to \
+             its default, or as a `# key = value` line when it has none"
+        );
+    }
 
     #[test]
     fn typos_find_their_key_and_guesses_do_not() {
