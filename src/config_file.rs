@@ -201,7 +201,7 @@ fn values_of(
                 .collect(),
             other => Err(doc.error(
                 at,
-                wrong_type(key, &format!("an array of {}", expected(arg)), other),
+                wrong_type(key, &format!("an array of {}", expected_each(arg)), other),
             )),
         },
         _ => Ok(vec![(at, Some(scalar(doc, cmd, arg, key, value)?))]),
@@ -277,6 +277,14 @@ fn expected(arg: &Arg) -> &'static str {
         Numeric::No => "a string",
         Numeric::Integer => "an integer",
         Numeric::Float => "a number",
+    }
+}
+
+fn expected_each(arg: &Arg) -> &'static str {
+    match numeric_kind(arg) {
+        Numeric::No => "strings",
+        Numeric::Integer => "integers",
+        Numeric::Float => "numbers",
     }
 }
 
