@@ -368,6 +368,7 @@ fn header_tables(
             let rule = HeaderRule::new(pattern_text, name.get_ref(), field_value).map_err(|e| {
                 let at = match e {
                     ringserve::RuleError::BadPattern { .. } => pattern.span().start,
+                    ringserve::RuleError::BadValue { .. } => v.span().start,
                     _ => name.span().start,
                 };
                 doc.error(at, e.to_string())

@@ -297,6 +297,10 @@ fn every_kind_of_error_is_one_line_with_its_place_and_exit_2() {
             "[[headers]]\npatern = \"/a\"\n",
             "2:1: unknown key 'headers.patern' (did you mean 'headers.pattern'?)",
         ),
+        (
+            "[[headers]]\npattern = \"/a\"\n[headers.set]\nX-A = \"\"\n",
+            "4:7: the value of X-A must be non-empty visible ASCII (spaces and tabs inside)",
+        ),
         ("[nested]\nkey = 1\n", "1:2: unknown key 'nested'"),
     ];
     for (text, want) in cases {

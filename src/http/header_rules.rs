@@ -257,6 +257,10 @@ impl HeaderRules {
 struct Pattern {
     source: String,
     kind: PatternKind,
+    /// Literal bytes every match starts with (of the path without its `/`, or of the name)
+    /// and ends with: two comparisons that turn most rules away before the glob runs.
+    prefix: Box<[u8]>,
+    suffix: Box<[u8]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,9 +321,12 @@ impl Pattern {
                 PatternKind::Name(source.as_bytes().into())
             }
         };
+        let (prefix, suffix) = literal_ends(source);
         Ok(Pattern {
             source: source.to_owned(),
             kind,
+            prefix: prefix.into(),
+            suffix: suffix.into(),
         })
     }
 
@@ -328,11 +335,40 @@ impl Pattern {
         match &self.kind {
             PatternKind::Name(glob) => {
                 let name = rel.rsplit(|&b| b == b'/').next().unwrap_or_default();
-                glob_segment(glob, name)
+                self.ends_fit(name) && glob_segment(glob, name)
             }
-            PatternKind::Path(segments) => match_segments(segments, rel),
+            PatternKind::Path(segments) => self.ends_fit(rel) && match_segments(segments, rel),
         }
     }
+
+    fn ends_fit(&self, text: &[u8]) -> bool {
+        text.len() >= self.prefix.len() + self.suffix.len()
+            && text.starts_with(&self.prefix)
+            && text.ends_with(&self.suffix)
+    }
+}
+
+/// The literal bytes before the first wildcard and after the last one, as a match must start
+/// and end with them (a path pattern's leading `/` dropped, as the path is relative). A `**`
+/// segment may match no segment at all, taking one `/` beside it with it, so that `/` is not
+/// part of the literal end: `/a/**` matches `a`, `/**/x.css` matches `x.css`.
+fn literal_ends(source: &str) -> (&[u8], &[u8]) {
+    let text = source.strip_prefix('/').unwrap_or(source).as_bytes();
+    let wild = |b: &u8| *b == b'*' || *b == b'?';
+    let (Some(first), Some(last)) = (text.iter().position(wild), text.iter().rposition(wild))
+    else {
+        // No wildcard: the glob compares the whole text anyway.
+        return (text, b"");
+    };
+    let mut prefix = &text[..first];
+    if text[first..].starts_with(b"**") {
+        prefix = prefix.strip_suffix(b"/").unwrap_or(prefix);
+    }
+    let mut suffix = &text[last + 1..];
+    if last > 0 && text[last - 1] == b'*' {
+        suffix = suffix.strip_prefix(b"/").unwrap_or(suffix);
+    }
+    (prefix, suffix)
 }
 
 /// `*` and `?` within one segment. The classic greedy scan: on a mismatch, go back to the
