@@ -602,6 +602,15 @@ fn full_fields(meta: &Meta, fh: FileHeaders<'_>, neg: Negotiated) -> Vec<u8> {
     fields.into_fields()
 }
 
+/// The fields of a [`full_fields`] block before its `Content-Type` (what
+/// [`FileHeaders::write_common`] wrote). `Content-Type` is never the first field (`ETag` is),
+/// no value holds a CR or LF, and a rule cannot add a field of that name (it replaces the
+/// type), so the first `CRLF Content-Type: ` is the one [`FileHeaders::write_content_type`]
+/// wrote.
+fn common_fields(full: &[u8]) -> Option<&[u8]> {
+    memchr::memmem::find(full, b"\r\nContent-Type: ").map(|i| &full[..i + 2])
+}
+
 /// The response for a file, or for the representation `neg` says (`meta` and `source` are
 /// then the sidecar's). `full_200_fields`, when given, is [`full_fields`] for it, prebuilt by
 /// the caller (a worker's cache keeps it per file version).
@@ -628,9 +637,20 @@ fn file_response(
     };
     let mut lm = Vec::with_capacity(32);
     last_modified.write_imf(&mut lm);
+    // With header rules, a prebuilt full 200 already holds the matched fields: its part
+    // before `Content-Type` is what every other head for the file starts with, so a 304 or
+    // 206 of a cached file matches no rule either.
+    let prebuilt_common = full_200_fields
+        .filter(|_| !fh.rules.is_empty())
+        .and_then(common_fields);
     let with_validators = |status: Status| {
         let mut head = HeadBuilder::new(status, cx.date);
-        fh.write_common(&mut head, meta, &lm, neg);
+        match prebuilt_common {
+            Some(common) => {
+                head.raw(common);
+            }
+            None => fh.write_common(&mut head, meta, &lm, neg),
+        }
         head
     };
     match conditional::evaluate(&pre, &validators) {

@@ -188,6 +188,9 @@ fn modes_send_identical_heads_with_rules() {
         request("GET", "/style.css", &[]),
         request("HEAD", "/dir/", &[]),
         request("GET", "/128b.bin", &["Range: bytes=1-5"]),
+        request("GET", "/style.css", &["If-None-Match: *"]),
+        request("GET", "/style.css", &["Range: bytes=2-3"]),
+        request("GET", "/dir/", &["If-None-Match: *"]),
     ]
     .into();
     assert_modes_answer_alike(&requests, |ctx| {
