@@ -640,11 +640,12 @@ fn file_response(
     // With header rules, a prebuilt full 200 already holds the matched fields: its part
     // before `Content-Type` is what every other head for the file starts with, so a 304 or
     // 206 of a cached file matches no rule either.
-    let prebuilt_common = full_200_fields
-        .filter(|_| !fh.rules.is_empty())
-        .and_then(common_fields);
+    // Looked for only when a head other than the full 200 is built.
     let with_validators = |status: Status| {
         let mut head = HeadBuilder::new(status, cx.date);
+        let prebuilt_common = full_200_fields
+            .filter(|_| !fh.rules.is_empty())
+            .and_then(common_fields);
         match prebuilt_common {
             Some(common) => {
                 head.raw(common);
