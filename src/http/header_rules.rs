@@ -17,7 +17,8 @@
 //!   file named `/assets`); `/**/*.css` matches `/a.css` and `/x/y/a.css`.
 //! - A pattern without `/` (`*.html`) matches the file's name, the last segment.
 //! - `**` must be a whole segment of a path pattern; empty, `.` and `..` segments and a
-//!   trailing `/` are refused (they would never match a file).
+//!   trailing `/` are refused (they would never match a file), and so is `=` (it ends the
+//!   pattern in `PATTERN=Name: value`).
 //!
 //! Which rule wins: for each header name (case-insensitive) the last matching rule, in the
 //! order the rules were added. `Cache-Control` and `Content-Type` replace the server's;
@@ -291,6 +292,12 @@ impl Pattern {
             s if s.contains("**") => Err(bad("'**' must be a whole segment, as in /a/**/b")),
             _ => Ok(()),
         };
+        // `--header` splits at the first `=`; the file's rules go through the same flag.
+        if source.contains('=') {
+            return Err(bad(
+                "contains '=', which ends a pattern in PATTERN=Name: value",
+            ));
+        }
         let kind = match source.strip_prefix('/') {
             Some("") => return Err(bad("'/' names no file; use /** for every file")),
             Some(rest) => {
