@@ -1,12 +1,15 @@
 //! Micro-benchmarks of the pure HTTP core: parsing a request head, resolving a path, the
 //! conditional, range and `Accept-Encoding` decisions, building a response head, and answering a request end to
-//! end in memory (parse + resolve + open + validators + head). Throughput is in requests (or
+//! end in memory (parse + resolve + open + validators + head), with and without 50 header
+//! rules, and matching those rules alone. Throughput is in requests (or
 //! decisions), so results read as operations per second on one core.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ringserve::fs::{Dotfiles, Root};
 use ringserve::http::request::{self, Parsed};
-use ringserve::http::{Conn, DateCache, Lifecycle, Site, SiteOptions, Step};
+use ringserve::http::{
+    Conn, DateCache, HeaderRule, HeaderRules, Lifecycle, Site, SiteOptions, Step,
+};
 use std::hint::black_box;
 use std::time::SystemTime;
 
@@ -106,29 +109,95 @@ fn heads(c: &mut Criterion) {
     g.finish();
 }
 
-fn respond(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
-    std::fs::write(dir.path().join("assets/4k.txt"), vec![b'x'; 4096]).expect("write");
-    let site = Site::new(
-        Root::open(dir.path()).expect("root"),
-        SiteOptions::default(),
-    );
-    let date = DateCache::new(SystemTime::now());
-    let mut g = c.benchmark_group("respond");
+/// 50 realistic rules over 10 header names: versioned static trees, `/x/*/y.css`, extensions,
+/// docs pages, and five that match `/assets/4k.txt` (as the load test's 50 rules match
+/// `/assets/128b.txt`).
+fn fifty_rules() -> HeaderRules {
+    let names = [
+        "X-Frame-Options",
+        "X-Team",
+        "Cache-Control",
+        "Access-Control-Allow-Origin",
+        "Referrer-Policy",
+        "X-Robots-Tag",
+        "Content-Security-Policy",
+        "X-Tier",
+        "Strict-Transport-Security",
+        "Permissions-Policy",
+    ];
+    let mut patterns: Vec<String> = (0..15).map(|i| format!("/static/v{i}/**")).collect();
+    patterns.extend((0..10).map(|i| format!("/x/*/y{i}.css")));
+    for ext in [
+        "html", "htm", "js", "css", "svg", "woff2", "json", "map", "xml", "webp",
+    ] {
+        patterns.push(format!("*.{ext}"));
+    }
+    patterns.extend((0..10).map(|i| format!("/docs/**/page{i}.html")));
+    for p in [
+        "/assets/**",
+        "*.txt",
+        "/assets/*.txt",
+        "/**/4k.txt",
+        "/assets/4k.txt",
+    ] {
+        patterns.push(p.to_owned());
+    }
+    let mut rules = HeaderRules::default();
+    for (i, p) in patterns.iter().enumerate() {
+        let rule = format!("{p}={}: value-{i}", names[i % names.len()]);
+        rules.add(rule.parse::<HeaderRule>().expect("a valid rule"));
+    }
+    rules
+}
+
+fn header_rules(c: &mut Criterion) {
+    let rules = fifty_rules();
+    let mut g = c.benchmark_group("header_rules");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("get_4k_200", |b| {
+    // What a 304 or 206 does per request (a cached 200 does none of it).
+    g.bench_function("match_50_rules", |b| {
         b.iter(|| {
-            let mut conn = Conn::new(std::time::Instant::now());
-            conn.receive(black_box(BROWSER_GET), std::time::Instant::now());
-            match conn.poll(&site, &date, Lifecycle::Serving) {
-                Step::Respond(r) => r.head.len(),
-                _ => unreachable!("the benchmark request is valid"),
-            }
+            let rel = black_box(&b"assets/4k.txt"[..]);
+            let mut n = rules.cache_control(rel).map_or(0, <[u8]>::len);
+            n += rules.content_type(rel).map_or(0, <[u8]>::len);
+            n + rules.added(rel).map(|(_, v)| v.len()).sum::<usize>()
         })
     });
     g.finish();
 }
 
-criterion_group!(benches, parse, decisions, heads, respond);
+fn respond(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
+    std::fs::write(dir.path().join("assets/4k.txt"), vec![b'x'; 4096]).expect("write");
+    let date = DateCache::new(SystemTime::now());
+    let mut g = c.benchmark_group("respond");
+    g.throughput(Throughput::Elements(1));
+    // Without a cache (as the threaded mode), so the rules are matched on every request.
+    for (name, rules) in [
+        ("get_4k_200", HeaderRules::default()),
+        ("get_4k_200_50_rules", fifty_rules()),
+    ] {
+        let site = Site::new(
+            Root::open(dir.path()).expect("root"),
+            SiteOptions {
+                header_rules: rules,
+                ..SiteOptions::default()
+            },
+        );
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut conn = Conn::new(std::time::Instant::now());
+                conn.receive(black_box(BROWSER_GET), std::time::Instant::now());
+                match conn.poll(&site, &date, Lifecycle::Serving) {
+                    Step::Respond(r) => r.head.len(),
+                    _ => unreachable!("the benchmark request is valid"),
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, parse, decisions, heads, header_rules, respond);
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 use crate::fs::Dotfiles;
 use crate::http::Precompressed;
 use crate::http::forwarded::{TrustedProxies, TrustedProxy};
+use crate::http::header_rules::{HeaderRule, HeaderRules};
 use crate::http::probe::{self, Probes};
 use crate::http::{Listing, serve::DEFAULT_MAX_HEAD};
 use std::fmt;
@@ -131,6 +132,7 @@ pub struct Config {
     pub(crate) precompressed: Precompressed,
     pub(crate) not_found: Option<String>,
     pub(crate) fallback: Option<String>,
+    pub(crate) header_rules: HeaderRules,
 }
 
 impl Config {
@@ -163,6 +165,7 @@ impl Config {
             precompressed: Precompressed::DEFAULT,
             not_found: None,
             fallback: None,
+            header_rules: HeaderRules::default(),
         }
     }
 
@@ -335,6 +338,15 @@ impl Config {
     /// [`Config::not_found_page`]; see [`crate::http::serve::pages`] for the exact rule.
     pub fn fallback_page(mut self, page: impl Into<String>) -> Config {
         self.fallback = Some(page.into());
+        self
+    }
+
+    /// Adds a per-path header rule (repeatable): files matching its pattern are sent with its
+    /// field on 200, 206, 304 and HEAD; for each header name the last matching rule added
+    /// wins. A rule's `Cache-Control` replaces [`Config::cache_control`] for its files. See
+    /// [`crate::http::header_rules`] for the pattern language and what cannot be set.
+    pub fn header_rule(mut self, rule: HeaderRule) -> Config {
+        self.header_rules.add(rule);
         self
     }
 

@@ -64,6 +64,7 @@ mod sys;
 pub use config::{AccessLog, Config, DEFAULT_LISTEN, ListenAddr, Mode, Pin};
 pub use http::encoding::Precompressed;
 pub use http::forwarded::{Cidr, TrustedProxy};
+pub use http::header_rules::{HeaderRule, RuleError};
 pub use server::listen::{PassedAddr, PassedSocket, systemd_sockets};
 pub use server::{Handle, Server, StartError, Trigger, raise_fd_limit};
 pub use stats::Stats;

@@ -1,10 +1,15 @@
-//! `ringserve [DIR]`: parse the flags into a [`Config`], start, wait for SIGINT/SIGTERM,
-//! shut down gracefully; SIGUSR1 reopens the access log. Nothing else happens here.
+//! `ringserve [DIR]`: parse the flags (and `--config FILE`, see [`config_file`]) into a
+//! [`Config`], start, wait for SIGINT/SIGTERM, shut down gracefully; SIGUSR1 reopens the
+//! access log; or, with `--check-config FILE`, check and exit. Nothing else happens here.
 
-use clap::Parser;
+mod config_file;
+
+use clap::{CommandFactory, FromArgMatches, Parser};
 use ringserve::{
-    AccessLog, Config, ListenAddr, Mode, Pin, Precompressed, Server, Signals, Trigger, TrustedProxy,
+    AccessLog, Config, HeaderRule, ListenAddr, Mode, Pin, Precompressed, Server, Signals, Trigger,
+    TrustedProxy,
 };
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -108,6 +113,23 @@ struct Cli {
     /// Seconds a graceful shutdown waits for responses in flight before cutting them.
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
     shutdown_grace: f64,
+
+    /// Send a header with the files matching PATTERN (repeatable; the last matching rule wins
+    /// per header): '/assets/**=Cache-Control: max-age=31536000, immutable', '*.html=X-A: b'.
+    /// A pattern with '/' matches the file's path ('*' within a segment, '**' any segments),
+    /// one without matches its name.
+    #[arg(long = "header", value_name = "PATTERN=Name: value")]
+    header: Vec<HeaderRule>,
+
+    /// Read settings from a TOML file whose keys are these flags' long names (DIR is 'root');
+    /// flags on the command line win. See ringserve.toml.example.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Check FILE and the other flags as a start would, print "ok" and exit 0 (or the error
+    /// and exit 2), without binding or serving.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -142,6 +164,22 @@ fn seconds_or_zero(s: &str) -> Result<f64, String> {
 }
 
 impl Cli {
+    /// The command line, merged with `--config FILE` (or `--check-config FILE`) when given:
+    /// clap's own error and exit for a bad flag, one line and exit 2 for a bad file.
+    fn parse_with_file() -> Result<Cli, config_file::FileError> {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let cmd = Cli::command();
+        let given = cmd.clone().get_matches_from(&argv);
+        let cli = Cli::from_arg_matches(&given).unwrap_or_else(|e| e.exit());
+        let Some(file) = cli.config.as_ref().or(cli.check_config.as_ref()) else {
+            return Ok(cli);
+        };
+        let mut args = vec![argv.first().cloned().unwrap_or_else(|| "ringserve".into())];
+        args.extend(config_file::merged_args(&cmd, &argv[1..], &given, file)?);
+        let merged = cmd.get_matches_from(args);
+        Ok(Cli::from_arg_matches(&merged).unwrap_or_else(|e| e.exit()))
+    }
+
     fn into_config(self) -> Config {
         let mut config = Config::new(self.dir)
             .mode(match self.mode {
@@ -199,6 +237,9 @@ impl Cli {
         if let Some(page) = self.fallback {
             config = config.fallback_page(page);
         }
+        for rule in self.header {
+            config = config.header_rule(rule);
+        }
         config
     }
 }
@@ -239,7 +280,26 @@ fn main() -> ExitCode {
             .unwrap_or("a panic");
         eprintln!("ringserve: bug in {name}{at}: {what}");
     }));
-    let mut config = Cli::parse().into_config();
+    let cli = match Cli::parse_with_file() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("ringserve: error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Some(file) = cli.check_config.clone() {
+        return match Server::check(&cli.into_config()) {
+            Ok(()) => {
+                println!("ringserve: {}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ringserve: error: {}: {e}", file.display());
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
+    let mut config = cli.into_config();
     // Socket activation: systemd's listening sockets, taken while this is the only thread.
     let passed = match ringserve::systemd_sockets() {
         Ok(p) => p,

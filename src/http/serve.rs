@@ -25,6 +25,7 @@
 use super::conditional::{self, Outcome, Preconditions, Validators};
 use super::date::{DateCache, HttpDate};
 use super::encoding::Precompressed;
+use super::header_rules::HeaderRules;
 use super::lifecycle::Lifecycle;
 use super::probe::{self, Metrics, Probes};
 use super::range::{self, RangeDecision};
@@ -39,6 +40,7 @@ use crate::fs::{
 use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -83,6 +85,8 @@ pub struct SiteOptions {
     pub not_found: Option<String>,
     /// The app fallback page (`--fallback`; see [`pages`]).
     pub fallback: Option<String>,
+    /// The operator's per-path header fields for files (see [`super::header_rules`]).
+    pub header_rules: HeaderRules,
 }
 
 impl Default for SiteOptions {
@@ -97,6 +101,7 @@ impl Default for SiteOptions {
             precompressed: Precompressed::DEFAULT,
             not_found: None,
             fallback: None,
+            header_rules: HeaderRules::default(),
         }
     }
 }
@@ -407,8 +412,65 @@ fn open_fresh(
     }
 }
 
-fn cache_control(site: &Site) -> Option<&[u8]> {
-    site.options.cache_control.as_deref().map(str::as_bytes)
+/// The operator's header fields for one file: its `Cache-Control` (a rule's, else the one
+/// given for every file), a rule's `Content-Type`, and the fields rules add. Matched only when
+/// a head is built, so a cached full 200 (whose fields are prebuilt) matches nothing.
+#[derive(Clone, Copy)]
+struct FileHeaders<'a> {
+    rules: &'a HeaderRules,
+    /// The file served, relative to the root, decoded (what patterns match).
+    rel: &'a [u8],
+    cache_control: Option<&'a [u8]>,
+}
+
+impl<'a> FileHeaders<'a> {
+    fn new(site: &'a Site, path: &'a fs::SafePath) -> FileHeaders<'a> {
+        FileHeaders {
+            rules: &site.options.header_rules,
+            rel: path.rel().as_os_str().as_bytes(),
+            cache_control: site.options.cache_control.as_deref().map(str::as_bytes),
+        }
+    }
+
+    fn cache_control(&self) -> Option<&'a [u8]> {
+        if self.rules.is_empty() {
+            return self.cache_control;
+        }
+        self.rules.cache_control(self.rel).or(self.cache_control)
+    }
+
+    fn content_type(&self) -> Option<&'a [u8]> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        self.rules.content_type(self.rel)
+    }
+
+    /// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), then the
+    /// fields rules add: the part every file head shares.
+    fn write_common(&self, head: &mut HeadBuilder, meta: &Meta, lm: &[u8], neg: Negotiated) {
+        head.header("ETag", meta.etag.as_bytes())
+            .header("Last-Modified", lm);
+        if let Some(cc) = self.cache_control() {
+            head.header("Cache-Control", cc);
+        }
+        if neg.vary {
+            head.header(Negotiated::VARY.0, Negotiated::VARY.1);
+        }
+        if !self.rules.is_empty() {
+            for (name, value) in self.rules.added(self.rel) {
+                head.header(name, value);
+            }
+        }
+    }
+
+    /// `Content-Type`: a rule's, else by extension.
+    fn write_content_type(&self, head: &mut HeadBuilder, meta: &Meta) {
+        match self.content_type() {
+            Some(ct) => head.header("Content-Type", ct),
+            None => head.content_type(meta.content_type),
+        };
+    }
 }
 
 fn open_failure(cx: &Cx<'_>, e: &OpenError) -> Response {
@@ -454,7 +516,11 @@ fn listing(site: &Site, cx: &Cx<'_>, dir: &fs::Directory, raw_path: &[u8]) -> Re
 }
 
 fn favicon(site: &Site, root: &RootDir, cx: &Cx<'_>, req: &Request<'_>) -> Response {
-    let cc = Some(fs::favicon::CACHE_CONTROL.as_bytes());
+    let cc = FileHeaders {
+        rules: &site.options.header_rules,
+        rel: b"favicon.ico",
+        cache_control: Some(fs::favicon::CACHE_CONTROL.as_bytes()),
+    };
     match root.open_favicon() {
         Some(FileEntry { file, meta }) => file_response(
             cx,
@@ -535,27 +601,28 @@ pub fn clamped_slice<'a>(bytes: &'a [u8], range: &Range<u64>) -> &'a [u8] {
 }
 
 /// The header fields of a full 200 for a file, in the order [`file_response`] writes them:
-/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), `Content-Type`,
-/// `Content-Encoding` (if encoded), `Content-Length`.
-fn full_fields(meta: &Meta, cache_control: Option<&[u8]>, neg: Negotiated) -> Vec<u8> {
+/// `ETag`, `Last-Modified`, `Cache-Control` (if any), `Vary` (if negotiated), the fields
+/// header rules add, `Content-Type`, `Content-Encoding` (if encoded), `Content-Length`.
+fn full_fields(meta: &Meta, fh: FileHeaders<'_>, neg: Negotiated) -> Vec<u8> {
     let mut lm = Vec::with_capacity(32);
     HttpDate::from_unix(meta.last_modified_secs()).write_imf(&mut lm);
     let mut fields = HeadBuilder::fields();
-    fields
-        .header("ETag", meta.etag.as_bytes())
-        .header("Last-Modified", &lm);
-    if let Some(cc) = cache_control {
-        fields.header("Cache-Control", cc);
-    }
-    if neg.vary {
-        fields.header(Negotiated::VARY.0, Negotiated::VARY.1);
-    }
-    fields.content_type(meta.content_type);
+    fh.write_common(&mut fields, meta, &lm, neg);
+    fh.write_content_type(&mut fields, meta);
     if let Some(coding) = neg.encoding {
         fields.header("Content-Encoding", coding.token().as_bytes());
     }
     fields.content_length(meta.size);
     fields.into_fields()
+}
+
+/// The fields of a [`full_fields`] block before its `Content-Type` (what
+/// [`FileHeaders::write_common`] wrote). `Content-Type` is never the first field (`ETag` is),
+/// no value holds a CR or LF, and a rule cannot add a field of that name (it replaces the
+/// type), so the first `CRLF Content-Type: ` is the one [`FileHeaders::write_content_type`]
+/// wrote.
+fn common_fields(full: &[u8]) -> Option<&[u8]> {
+    memchr::memmem::find(full, b"\r\nContent-Type: ").map(|i| &full[..i + 2])
 }
 
 /// The response for a file, or for the representation `neg` says (`meta` and `source` are
@@ -566,7 +633,7 @@ fn file_response(
     req: &Request<'_>,
     source: Source,
     meta: &Meta,
-    cache_control: Option<&[u8]>,
+    fh: FileHeaders<'_>,
     full_200_fields: Option<&[u8]>,
     neg: Negotiated,
 ) -> Response {
@@ -584,15 +651,20 @@ fn file_response(
     };
     let mut lm = Vec::with_capacity(32);
     last_modified.write_imf(&mut lm);
+    // With header rules, a prebuilt full 200 already holds the matched fields: its part
+    // before `Content-Type` is what every other head for the file starts with, so a 304 or
+    // 206 of a cached file matches no rule either.
+    // Looked for only when a head other than the full 200 is built.
     let with_validators = |status: Status| {
         let mut head = HeadBuilder::new(status, cx.date);
-        head.header("ETag", meta.etag.as_bytes())
-            .header("Last-Modified", &lm);
-        if let Some(cc) = cache_control {
-            head.header("Cache-Control", cc);
-        }
-        if neg.vary {
-            head.header(Negotiated::VARY.0, Negotiated::VARY.1);
+        let prebuilt_common = full_200_fields
+            .filter(|_| !fh.rules.is_empty())
+            .and_then(common_fields);
+        match prebuilt_common {
+            Some(common) => {
+                head.raw(common);
+            }
+            None => fh.write_common(&mut head, meta, &lm, neg),
         }
         head
     };
@@ -634,7 +706,7 @@ fn file_response(
                 }
                 None => {
                     let mut head = with_validators(Status::Ok);
-                    head.content_type(meta.content_type);
+                    fh.write_content_type(&mut head, meta);
                     if let Some(coding) = neg.encoding {
                         head.header("Content-Encoding", coding.token().as_bytes());
                     }
@@ -646,7 +718,7 @@ fn file_response(
         }
         RangeDecision::Single(range) => {
             let mut head = with_validators(Status::PartialContent);
-            head.content_type(meta.content_type);
+            fh.write_content_type(&mut head, meta);
             if let Some(coding) = neg.encoding {
                 head.header("Content-Encoding", coding.token().as_bytes());
             }
@@ -656,7 +728,7 @@ fn file_response(
         }
         RangeDecision::Multi(ranges) => {
             let boundary = meta.etag.hex();
-            let (parts, trailer) = multipart_parts(&ranges, boundary, meta);
+            let (parts, trailer) = multipart_parts(&ranges, boundary, meta, fh.content_type());
             let mut content_type = b"multipart/byteranges; boundary=".to_vec();
             content_type.extend_from_slice(boundary);
             let mut head = with_validators(Status::PartialContent);
@@ -678,7 +750,13 @@ fn file_response(
 
 /// The part headers and closing delimiter of a `multipart/byteranges` body. The boundary is
 /// the ETag's hex digits: stable for a file version, and the same on every instance.
-fn multipart_parts(ranges: &[Range<u64>], boundary: &[u8], meta: &Meta) -> (Vec<Part>, Vec<u8>) {
+/// `content_type`: a header rule's, else the type by extension.
+fn multipart_parts(
+    ranges: &[Range<u64>],
+    boundary: &[u8],
+    meta: &Meta,
+    content_type: Option<&[u8]>,
+) -> (Vec<Part>, Vec<u8>) {
     let parts = ranges
         .iter()
         .enumerate()
@@ -690,9 +768,14 @@ fn multipart_parts(ranges: &[Range<u64>], boundary: &[u8], meta: &Meta) -> (Vec<
             header.extend_from_slice(b"--");
             header.extend_from_slice(boundary);
             header.extend_from_slice(b"\r\nContent-Type: ");
-            header.extend_from_slice(meta.content_type.essence.as_bytes());
-            if meta.content_type.utf8 {
-                header.extend_from_slice(b"; charset=utf-8");
+            match content_type {
+                Some(ct) => header.extend_from_slice(ct),
+                None => {
+                    header.extend_from_slice(meta.content_type.essence.as_bytes());
+                    if meta.content_type.utf8 {
+                        header.extend_from_slice(b"; charset=utf-8");
+                    }
+                }
             }
             let _ = write!(
                 header,

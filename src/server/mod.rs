@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-/// The entry point: [`Server::bind`] validates, binds and starts serving.
+/// The entry point: [`Server::bind`] validates, binds and starts serving; [`Server::check`]
+/// only validates.
 ///
 /// ```
 /// use ringserve::{Config, Server};
@@ -40,16 +41,28 @@ use std::time::Duration;
 pub struct Server;
 
 impl Server {
-    /// Checks `config`, opens the root, binds every address and starts serving in background
-    /// threads. Returns once the server accepts connections.
-    pub fn bind(config: Config) -> Result<Handle, StartError> {
+    /// Checks `config` as [`Server::bind`] does before it binds anything: the values, the
+    /// root (opened, then closed), the probe paths against it. Binds, creates and starts
+    /// nothing (`ringserve --check-config`).
+    pub fn check(config: &Config) -> Result<(), StartError> {
+        Server::open_checked(config).map(drop)
+    }
+
+    fn open_checked(config: &Config) -> Result<Root, StartError> {
         config.validate().map_err(StartError::Invalid)?;
         let root = Root::open(&config.root).map_err(|source| StartError::Root {
             path: config.root.clone(),
             source,
         })?;
-        check_probes_shadow_nothing(&config, &root)?;
-        check_pages(&config, &root)?;
+        check_probes_shadow_nothing(config, &root)?;
+        check_pages(config, &root)?;
+        Ok(root)
+    }
+
+    /// Checks `config`, opens the root, binds every address and starts serving in background
+    /// threads. Returns once the server accepts connections.
+    pub fn bind(config: Config) -> Result<Handle, StartError> {
+        let root = Server::open_checked(&config)?;
         let budget = connection_budget(&config);
         let log = config
             .access_log
@@ -78,6 +91,7 @@ impl Server {
             fault_path: config.fault_path.clone(),
             not_found: config.not_found.clone(),
             fallback: config.fallback.clone(),
+            header_rules: config.header_rules.clone(),
         };
         // One block of counters per uring worker; the threaded mode counts under worker 0.
         let stats = Arc::new(Stats::new(match config.mode {

@@ -14,6 +14,7 @@ mod fallback;
 mod faults;
 mod favicon;
 mod flood;
+mod header_rules;
 mod limits;
 mod methods;
 mod modes;

@@ -15,7 +15,7 @@ pub(super) fn cached_response(
     path: &fs::SafePath,
     hit: Hit,
 ) -> Response {
-    let cc = cache_control(site);
+    let fh = FileHeaders::new(site, path);
     let sidecars = match hit.sidecars {
         None if negotiates(site, path) => {
             let found = look_up_sidecars(site, root, path, &hit.meta);
@@ -44,12 +44,12 @@ pub(super) fn cached_response(
                 vary: true,
             };
             let fields = prebuilt.unwrap_or_else(|| {
-                let fields: Rc<[u8]> = full_fields(&meta, cc, neg).into();
+                let fields: Rc<[u8]> = full_fields(&meta, fh, neg).into();
                 cache.attach_sidecar_fields(path, index, Rc::clone(&fields));
                 fields
             });
             let source = Source::from(content);
-            return file_response(cx, req, source, &meta, cc, Some(&fields), neg);
+            return file_response(cx, req, source, &meta, fh, Some(&fields), neg);
         }
     }
     let neg = Negotiated {
@@ -58,12 +58,12 @@ pub(super) fn cached_response(
     };
     // The header fields of a full 200 are built once per cached file version.
     let fields = hit.prebuilt.unwrap_or_else(|| {
-        let fields: Rc<[u8]> = full_fields(&hit.meta, cc, neg).into();
+        let fields: Rc<[u8]> = full_fields(&hit.meta, fh, neg).into();
         cache.attach(path, Rc::clone(&fields));
         fields
     });
     let source = Source::from(hit.content);
-    file_response(cx, req, source, &hit.meta, cc, Some(&fields), neg)
+    file_response(cx, req, source, &hit.meta, fh, Some(&fields), neg)
 }
 
 /// A file served without a cache (the threaded mode): its sidecars are looked up for this
@@ -76,7 +76,7 @@ pub(super) fn uncached_response(
     f: FileEntry,
     path: &fs::SafePath,
 ) -> Response {
-    let cc = cache_control(site);
+    let fh = FileHeaders::new(site, path);
     let found = if negotiates(site, path) {
         look_up_sidecars(site, root, path, &f.meta)
     } else {
@@ -100,7 +100,7 @@ pub(super) fn uncached_response(
                 vary: true,
             };
             let source = Source::File(Rc::new(entry.file));
-            file_response(cx, req, source, &entry.meta, cc, None, neg)
+            file_response(cx, req, source, &entry.meta, fh, None, neg)
         }
         None => {
             let neg = Negotiated {
@@ -112,7 +112,7 @@ pub(super) fn uncached_response(
                 req,
                 Source::File(Rc::new(f.file)),
                 &f.meta,
-                cc,
+                fh,
                 None,
                 neg,
             )
