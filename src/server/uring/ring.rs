@@ -42,6 +42,12 @@ impl std::fmt::Debug for Ring {
     }
 }
 
+/// An attempt's flags as the start-up line names them, with and without `NO_SQARRAY`.
+struct Named {
+    with_no_sqarray: &'static str,
+    plain: &'static str,
+}
+
 impl Ring {
     /// A ring with the cheapest flags this kernel accepts: `SINGLE_ISSUER | DEFER_TASKRUN`
     /// (completions are processed only when this thread enters the kernel, with no interrupts
@@ -49,36 +55,66 @@ impl Ring {
     /// that will use it (`SINGLE_ISSUER`).
     pub fn new(sq_entries: u32) -> io::Result<Ring> {
         type Configure = fn(&mut io_uring::Builder);
-        let attempts: [(&str, Configure); 3] = [
+        let attempts: [(Named, Configure); 3] = [
             // TASKRUN_FLAG (5.19, older than DEFER_TASKRUN): the worker reads it to know
             // whether task work is still pending after a batch (see `fs::cache`, "Ordering").
-            ("SINGLE_ISSUER|DEFER_TASKRUN", |b| {
-                b.setup_single_issuer()
-                    .setup_defer_taskrun()
-                    .setup_taskrun_flag();
-            }),
-            ("SINGLE_ISSUER", |b| {
-                b.setup_single_issuer();
-            }),
-            ("no setup flags", |_| {}),
+            (
+                Named {
+                    with_no_sqarray: "SINGLE_ISSUER|DEFER_TASKRUN|NO_SQARRAY",
+                    plain: "SINGLE_ISSUER|DEFER_TASKRUN",
+                },
+                |b| {
+                    b.setup_single_issuer()
+                        .setup_defer_taskrun()
+                        .setup_taskrun_flag();
+                },
+            ),
+            (
+                Named {
+                    with_no_sqarray: "SINGLE_ISSUER|NO_SQARRAY",
+                    plain: "SINGLE_ISSUER",
+                },
+                |b| {
+                    b.setup_single_issuer();
+                },
+            ),
+            (
+                Named {
+                    with_no_sqarray: "NO_SQARRAY",
+                    plain: "no setup flags",
+                },
+                |_| {},
+            ),
         ];
         let mut last = None;
+        // NO_SQARRAY (6.6): the kernel reads submissions straight from the entry array,
+        // without the index array in between; each attempt is tried with it first.
         for (flags, configure) in attempts {
-            let mut b = IoUring::builder();
-            b.setup_cqsize(CQ_ENTRIES).setup_submit_all();
-            configure(&mut b);
-            match b.build(sq_entries) {
-                Ok(ring) => {
-                    return Ok(Ring {
-                        ring,
-                        backlog: VecDeque::new(),
-                        completions: 0,
-                        flags,
-                    });
+            for no_sqarray in [true, false] {
+                let mut b = IoUring::builder();
+                b.setup_cqsize(CQ_ENTRIES).setup_submit_all();
+                if no_sqarray {
+                    b.setup_no_sqarray();
                 }
-                // EINVAL: a flag this kernel does not know; anything else will not get better.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
-                Err(e) => return Err(e),
+                configure(&mut b);
+                match b.build(sq_entries) {
+                    Ok(ring) => {
+                        return Ok(Ring {
+                            ring,
+                            backlog: VecDeque::new(),
+                            completions: 0,
+                            flags: if no_sqarray {
+                                flags.with_no_sqarray
+                            } else {
+                                flags.plain
+                            },
+                        });
+                    }
+                    // EINVAL: a flag this kernel does not know; anything else will not get
+                    // better.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
+                    Err(e) => return Err(e),
+                }
             }
         }
         Err(last.unwrap_or_else(|| io::Error::other("no io_uring setup worked")))
