@@ -19,8 +19,8 @@
 //! Must not: touch the file system (symlinks are the opener's business: `sys::fs::open_beneath`
 //! keeps them beneath the root), or know about HTTP statuses.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// Whether names starting with `.` may be served.
@@ -102,42 +102,58 @@ pub fn resolve(raw_path: &[u8], dotfiles: Dotfiles) -> Result<SafePath, PathErro
     // SECURITY: decode exactly once, before splitting, so that `%2f` separates and `%2e%2e`
     // is a `..` that the normalization below sees and handles. The decoded bytes are never
     // decoded again.
-    let decoded = percent_decode(raw_path)?;
+    let mut buf = percent_decode(raw_path)?;
 
-    let mut segments: Vec<&[u8]> = Vec::new();
+    // Normalised in place: segments are copied down over what was read, so the decoded
+    // buffer becomes the relative path (`a/b/c`) without another allocation. Writing never
+    // overtakes reading: every segment read consumed a `/` more than was written for it.
+    let len = buf.len();
+    let mut written = 0;
+    let mut depth = 0usize;
     let mut dir_form = false;
-    for segment in decoded.split(|&b| b == b'/') {
+    let mut read = 0;
+    while read <= len {
+        let end = memchr::memchr(b'/', &buf[read..]).map_or(len, |i| read + i);
         // A path names a directory when its last segment is empty (trailing `/`), `.` or `..`;
         // any other segment resets that.
-        match segment {
+        match &buf[read..end] {
             b"" | b"." => dir_form = true,
             b".." => {
                 dir_form = true;
                 // SECURITY: `..` may only remove a segment this path added; climbing above the
                 // root is refused outright rather than clamped, so it cannot be mistaken for
                 // a request for something else.
-                if segments.pop().is_none() {
+                if depth == 0 {
                     return Err(PathError::AboveRoot);
                 }
+                depth -= 1;
+                written = buf[..written].iter().rposition(|&b| b == b'/').unwrap_or(0);
             }
             // A backslash is an ordinary byte here: on Linux `..\..\x` is one (strange) file
             // name and cannot leave the directory it is looked up in.
-            name => {
+            _ => {
                 dir_form = false;
-                segments.push(name);
+                if depth > 0 {
+                    buf[written] = b'/';
+                    written += 1;
+                }
+                buf.copy_within(read..end, written);
+                written += end - read;
+                depth += 1;
             }
         }
+        read = end + 1;
     }
+    buf.truncate(written);
 
     // SECURITY: dotfiles (`.git`, `.env`, `.htpasswd`, …) are checked on every remaining
     // segment, directories included, so `/.git/config` is refused as well as `/.env`.
-    if dotfiles == Dotfiles::Hidden && segments.iter().any(|s| s.first() == Some(&b'.')) {
+    if dotfiles == Dotfiles::Hidden && buf.split(|&b| b == b'/').any(|s| s.first() == Some(&b'.')) {
         return Err(PathError::Hidden);
     }
 
-    let rel = segments.join(&b'/');
     Ok(SafePath {
-        rel: PathBuf::from(OsStr::from_bytes(&rel)),
+        rel: PathBuf::from(OsString::from_vec(buf)),
         dir_form,
     })
 }
@@ -182,6 +198,38 @@ fn hex_value(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The plain way to normalise (a list of segments, joined), which `resolve` does in place.
+    fn reference(raw_path: &[u8], dotfiles: Dotfiles) -> Result<SafePath, PathError> {
+        if raw_path.first() != Some(&b'/') {
+            return Err(PathError::NotAbsolute);
+        }
+        let decoded = percent_decode(raw_path)?;
+        let mut segments: Vec<&[u8]> = Vec::new();
+        let mut dir_form = false;
+        for segment in decoded.split(|&b| b == b'/') {
+            match segment {
+                b"" | b"." => dir_form = true,
+                b".." => {
+                    dir_form = true;
+                    if segments.pop().is_none() {
+                        return Err(PathError::AboveRoot);
+                    }
+                }
+                name => {
+                    dir_form = false;
+                    segments.push(name);
+                }
+            }
+        }
+        if dotfiles == Dotfiles::Hidden && segments.iter().any(|s| s.first() == Some(&b'.')) {
+            return Err(PathError::Hidden);
+        }
+        Ok(SafePath {
+            rel: PathBuf::from(OsStr::from_bytes(&segments.join(&b'/'))),
+            dir_form,
+        })
+    }
 
     const H: Dotfiles = Dotfiles::Hidden;
     const S: Dotfiles = Dotfiles::Served;
@@ -343,6 +391,13 @@ mod tests {
                     let again = resolve(&encode(p.rel().as_os_str().as_bytes()), dotfiles);
                     prop_assert_eq!(again.map(|q| q.rel), Ok(p.rel.clone()));
                 }
+            }
+        }
+
+        #[test]
+        fn in_place_normalisation_matches_the_segment_list(raw in arbitrary_path()) {
+            for dotfiles in [H, S] {
+                prop_assert_eq!(resolve(&raw, dotfiles), reference(&raw, dotfiles));
             }
         }
 
