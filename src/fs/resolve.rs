@@ -19,8 +19,8 @@
 //! Must not: touch the file system (symlinks are the opener's business: `sys::fs::open_beneath`
 //! keeps them beneath the root), or know about HTTP statuses.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 /// Whether names starting with `.` may be served.
@@ -198,6 +198,8 @@ fn hex_value(b: u8) -> Option<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
 
     /// The plain way to normalise (a list of segments, joined), which `resolve` does in place.
     fn reference(raw_path: &[u8], dotfiles: Dotfiles) -> Result<SafePath, PathError> {
