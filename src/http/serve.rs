@@ -649,8 +649,6 @@ fn file_response(
         if_modified_since: h.if_modified_since,
         if_unmodified_since: h.if_unmodified_since,
     };
-    let mut lm = Vec::with_capacity(32);
-    last_modified.write_imf(&mut lm);
     // With header rules, a prebuilt full 200 already holds the matched fields: its part
     // before `Content-Type` is what every other head for the file starts with, so a 304 or
     // 206 of a cached file matches no rule either.
@@ -664,7 +662,12 @@ fn file_response(
             Some(common) => {
                 head.raw(common);
             }
-            None => fh.write_common(&mut head, meta, &lm, neg),
+            None => {
+                // Formatted only here: a cached full 200 has it in its prebuilt fields.
+                let mut lm = Vec::with_capacity(32);
+                last_modified.write_imf(&mut lm);
+                fh.write_common(&mut head, meta, &lm, neg);
+            }
         }
         head
     };
