@@ -31,10 +31,6 @@ pub struct Ring {
     completions: u64,
     /// The set-up flags the kernel accepted, for the start-up line.
     flags: &'static str,
-    /// The ring's slot in this thread's registered ring descriptors
-    /// (`IORING_REGISTER_RING_FDS`, 5.18): waits name the slot instead of the descriptor,
-    /// which spares the kernel a descriptor lookup and reference count per wait.
-    registered: Option<u32>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -103,10 +99,8 @@ impl Ring {
                 configure(&mut b);
                 match b.build(sq_entries) {
                     Ok(ring) => {
-                        let registered = register_ring_fd(&ring);
                         return Ok(Ring {
                             ring,
-                            registered,
                             backlog: VecDeque::new(),
                             completions: 0,
                             flags: if no_sqarray {
@@ -302,9 +296,6 @@ impl Ring {
     /// one `io_uring_enter`.
     pub fn submit_and_wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.flush_backlog()?;
-        if let Some(slot) = self.registered {
-            return tolerate_wait_errors(self.enter_registered(slot, timeout));
-        }
         let result = match timeout {
             Some(left) => {
                 let ts = types::Timespec::from(left.max(Duration::from_micros(1)));
@@ -313,56 +304,17 @@ impl Ring {
             }
             None => self.ring.submitter().submit_and_wait(1),
         };
-        tolerate_wait_errors(result.map(|_| ()))
-    }
-
-    /// `io_uring_enter` through the registered slot: submit what is queued, wait for one
-    /// completion or `timeout`.
-    fn enter_registered(&mut self, slot: u32, timeout: Option<Duration>) -> io::Result<()> {
-        let to_submit = self.ring.submission().len() as u32;
-        let ts = timeout.map(|left| {
-            let left = left.max(Duration::from_micros(1));
-            libc::timespec {
-                tv_sec: left.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
             }
-        });
-        let arg = GeteventsArg {
-            sigmask: 0,
-            sigmask_sz: SIGSET_BYTES,
-            min_wait_usec: 0,
-            ts: ts.as_ref().map_or(0, |t| std::ptr::from_ref(t) as u64),
-        };
-        let mut flags = ENTER_GETEVENTS | ENTER_REGISTERED_RING;
-        if ts.is_some() {
-            flags |= ENTER_EXT_ARG;
-        }
-        let (argp, argsz) = if ts.is_some() {
-            (
-                std::ptr::from_ref(&arg).cast::<libc::c_void>(),
-                std::mem::size_of::<GeteventsArg>(),
-            )
-        } else {
-            (std::ptr::null(), SIGSET_BYTES as usize)
-        };
-        // SAFETY: `slot` is this thread's registration of this ring (made on this thread in
-        // `Ring::new`, which `SINGLE_ISSUER` requires anyway); `arg` and `ts` outlive the
-        // call, and the kernel only reads them during it.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_enter,
-                slot as libc::c_long,
-                to_submit as libc::c_long,
-                1 as libc::c_long,
-                flags as libc::c_long,
-                argp,
-                argsz,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
+            Err(e) => Err(e),
         }
     }
 
@@ -376,94 +328,6 @@ impl Ring {
         );
         self.completions += (out.len() - before) as u64;
     }
-}
-
-impl Drop for Ring {
-    /// Releases the registered slot, which holds a reference to the ring: without this the
-    /// ring would live until its thread exits.
-    fn drop(&mut self) {
-        use std::os::fd::AsRawFd;
-        let Some(slot) = self.registered else { return };
-        let mut update = RsrcUpdate {
-            offset: slot,
-            resv: 0,
-            data: 0,
-        };
-        // SAFETY: as in `register_ring_fd`; the kernel reads `update` during the call.
-        unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_register,
-                self.ring.as_raw_fd() as libc::c_long,
-                UNREGISTER_RING_FDS,
-                std::ptr::from_mut(&mut update),
-                1 as libc::c_long,
-            )
-        };
-    }
-}
-
-/// A wait that ended by its timeout, a signal or a full completion queue is a normal turn.
-fn tolerate_wait_errors(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-            ) =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
-}
-
-const ENTER_GETEVENTS: u32 = 1 << 0;
-const ENTER_EXT_ARG: u32 = 1 << 3;
-const ENTER_REGISTERED_RING: u32 = 1 << 4;
-const REGISTER_RING_FDS: libc::c_long = 20;
-const UNREGISTER_RING_FDS: libc::c_long = 21;
-/// The kernel's signal set size (`_NSIG / 8`).
-const SIGSET_BYTES: u32 = 8;
-
-/// `struct io_uring_getevents_arg`.
-#[repr(C)]
-struct GeteventsArg {
-    sigmask: u64,
-    sigmask_sz: u32,
-    min_wait_usec: u32,
-    ts: u64,
-}
-
-/// `struct io_uring_rsrc_update`.
-#[repr(C)]
-struct RsrcUpdate {
-    offset: u32,
-    resv: u32,
-    data: u64,
-}
-
-/// Registers `ring`'s descriptor in this thread's table; `None` where the kernel cannot
-/// (before 5.18, or the table of 16 is full), and waits then name the descriptor.
-fn register_ring_fd(ring: &IoUring) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    let mut update = RsrcUpdate {
-        // Any free slot; the kernel writes back the one it chose.
-        offset: u32::MAX,
-        resv: 0,
-        data: ring.as_raw_fd() as u64,
-    };
-    // SAFETY: `update` is a valid `io_uring_rsrc_update` for the duration of the call; the
-    // kernel reads it and writes its `offset`.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_io_uring_register,
-            ring.as_raw_fd() as libc::c_long,
-            REGISTER_RING_FDS,
-            std::ptr::from_mut(&mut update),
-            1 as libc::c_long,
-        )
-    };
-    (r == 1).then_some(update.offset)
 }
 
 #[cfg(test)]
