@@ -21,7 +21,10 @@
 //! so does this one, once, on a new connection (and that retry must then succeed). These
 //! retries are counted and printed.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+#[path = "support/child.rs"]
+mod child;
+
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -29,7 +32,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{self, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -96,7 +99,7 @@ impl Held {
 /// channel.
 struct Server {
     child: process::Child,
-    stderr: mpsc::Receiver<String>,
+    stderr: child::Stderr,
 }
 
 /// Whose pid `LISTEN_PID` names.
@@ -149,41 +152,17 @@ impl Server {
             });
         }
         let mut child = command.spawn().expect("spawn ringserve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server { child, stderr: rx }
+        let stderr = child::read_stderr(&mut child);
+        Server { child, stderr }
     }
 
     /// Waits (bounded) for a stderr line starting with `prefix`; all lines seen otherwise.
     fn line(&self, prefix: &str) -> Result<String, Vec<String>> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        while seen.len() < 20 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return Ok(line),
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        Err(seen)
+        self.stderr.line(prefix, TIMEOUT)
     }
 
     fn terminate(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill takes no pointers; the child is not reaped yet, so the pid is still
-        // ours (at worst a zombie, which ignores the signal).
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        child::signal(&self.child, libc::SIGTERM);
     }
 
     /// Waits (bounded) for the process to end; its exit status.
@@ -535,7 +514,7 @@ fn refused(socket: RawFd, extra: &[&str]) -> (Option<i32>, Vec<String>) {
     let mut server = Server::start("threaded", socket, dir.path(), extra);
     let status = server.wait();
     let mut lines = Vec::new();
-    while let Ok(line) = server.stderr.recv_timeout(TIMEOUT) {
+    while let Some(line) = server.stderr.next(TIMEOUT) {
         lines.push(line);
     }
     (status.code(), lines)

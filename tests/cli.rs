@@ -3,6 +3,9 @@
 //! Every child runs inside a [`Child`] guard that kills it if the test fails, and every wait is
 //! bounded.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -20,7 +23,7 @@ fn ringserve() -> Command {
 /// A running `ringserve`, killed on drop; its stderr lines arrive on a channel.
 struct Child {
     child: process::Child,
-    stderr: mpsc::Receiver<String>,
+    stderr: child::Stderr,
 }
 
 impl Child {
@@ -35,33 +38,16 @@ impl Child {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ringserve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Child { child, stderr: rx }
+        let stderr = child::read_stderr(&mut child);
+        Child { child, stderr }
     }
 
     /// The start-up line, skipping any line before it (such as a fallback notice); at most
     /// 5 s and 20 lines.
     fn startup_line(&self) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        while seen.len() < 20 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.starts_with("ringserve: serving ") => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("no start-up line within 5 s; stderr so far: {seen:?}");
+        self.stderr
+            .line("ringserve: serving ", TIMEOUT)
+            .unwrap_or_else(|seen| panic!("no start-up line; stderr: {seen:?}"))
     }
 
     /// Sends SIGTERM (with kill(1), so the test needs no signal bindings).
@@ -92,7 +78,7 @@ impl Child {
     /// Every stderr line after the exit.
     fn remaining_stderr(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        while let Ok(line) = self.stderr.recv_timeout(TIMEOUT) {
+        while let Some(line) = self.stderr.next(TIMEOUT) {
             lines.push(line);
         }
         lines
@@ -280,10 +266,7 @@ fn forbidden_io_uring_falls_back_to_threaded_with_one_line() {
     cmd.args(["--listen", "127.0.0.1:0"]).arg(&root);
     forbid_io_uring(&mut cmd);
     let child = Child::spawn(&mut cmd);
-    let first = child
-        .stderr
-        .recv_timeout(TIMEOUT)
-        .expect("a line on stderr");
+    let first = child.stderr.next(TIMEOUT).expect("a line on stderr");
     // The reason names EPERM (and kernel.io_uring_disabled when that is what is set).
     assert!(
         first.starts_with("ringserve: io_uring is unavailable: ")
@@ -813,10 +796,10 @@ fn a_max_conns_beyond_the_hard_limit_is_clamped_with_one_warning() {
         let mut before = Vec::new();
         let line = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match child.stderr.recv_timeout(left) {
-                Ok(l) if l.starts_with("ringserve: serving ") => break l,
-                Ok(l) => before.push(l),
-                Err(_) => panic!("{mode}: no start-up line; stderr {before:?}"),
+            match child.stderr.next(left) {
+                Some(l) if l.starts_with("ringserve: serving ") => break l,
+                Some(l) => before.push(l),
+                None => panic!("{mode}: no start-up line; stderr {before:?}"),
             }
         };
         if !line.contains("(mode uring") && mode == "uring" {
@@ -900,9 +883,9 @@ fn accept_at_the_descriptor_limit_backs_off_and_recovers() {
             .any(|l: &String| l.contains("Too many open files"))
         {
             let left = deadline.saturating_duration_since(Instant::now());
-            match child.stderr.recv_timeout(left) {
-                Ok(l) => logged.push(l),
-                Err(_) => panic!("{mode}: accept never met EMFILE; stderr {logged:?}"),
+            match child.stderr.next(left) {
+                Some(l) => logged.push(l),
+                None => panic!("{mode}: accept never met EMFILE; stderr {logged:?}"),
             }
         }
         drop(flood);
@@ -921,7 +904,7 @@ fn accept_at_the_descriptor_limit_backs_off_and_recovers() {
             thread::sleep(Duration::from_millis(50));
         };
         assert!(served.ends_with(b"<p>fds</p>\n"), "{mode}: {served:?}");
-        logged.extend(child.stderr.try_iter());
+        logged.extend(child.stderr.drain());
         assert!(
             logged.len() <= 15,
             "{mode}: accept errors logged {} times: {logged:?}",

@@ -2,11 +2,13 @@
 //! command line wins, and every kind of error is one `ringserve: error: FILE:LINE:COL: …` line
 //! with exit status 2. Runs the binary; every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/child.rs"]
+mod child;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Kills the server if a test fails.
 struct Server {
     child: Child,
-    stderr: mpsc::Receiver<String>,
+    stderr: child::Stderr,
 }
 
 impl Drop for Server {
@@ -34,33 +36,15 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ringserve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server { child, stderr: rx }
+        let stderr = child::read_stderr(&mut child);
+        Server { child, stderr }
     }
 
     /// The start-up line (at most 20 lines, 5 s).
     fn startup_line(&self) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        while seen.len() < 20 {
-            match self
-                .stderr
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) if line.starts_with("ringserve: serving ") => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        panic!("no start-up line; stderr: {seen:?}");
+        self.stderr
+            .line("ringserve: serving ", TIMEOUT)
+            .unwrap_or_else(|seen| panic!("no start-up line; stderr: {seen:?}"))
     }
 }
 

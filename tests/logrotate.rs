@@ -7,13 +7,16 @@
 //! answer a moment before the line is written: the tests wait (bounded) for the lines they
 //! expect before moving the file, and count both files in the end.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{self, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -22,7 +25,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A running `ringserve` with an access log file, killed on drop.
 struct Server {
     child: process::Child,
-    stderr: mpsc::Receiver<String>,
+    stderr: child::Stderr,
     addr: SocketAddr,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -56,19 +59,10 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ringserve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stderr = child::read_stderr(&mut child);
         let mut server = Server {
             child,
-            stderr: rx,
+            stderr,
             addr: "127.0.0.1:0".parse().unwrap(),
             log,
             _dir: dir,
@@ -90,24 +84,11 @@ impl Server {
 
     /// Waits (bounded) for a stderr line starting with `prefix`; all lines seen otherwise.
     fn line(&self, prefix: &str) -> Result<String, Vec<String>> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        while seen.len() < 20 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return Ok(line),
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        Err(seen)
+        self.stderr.line(prefix, TIMEOUT)
     }
 
     fn usr1(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill takes no pointers; the child is not reaped yet, so the pid is ours.
-        let rc = unsafe { libc::kill(pid, libc::SIGUSR1) };
-        assert_eq!(rc, 0, "kill -USR1");
+        child::signal(&self.child, libc::SIGUSR1);
     }
 
     /// Moves the log aside to `to`, sends SIGUSR1 and waits for the acknowledgement.

@@ -12,11 +12,13 @@
 //! Before the fix, a uring server's listeners outlived its process while the kernel tore its
 //! rings down, and about half the immediate restarts failed with "address already in use".
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/child.rs"]
+mod child;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{self, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -41,7 +43,7 @@ enum Load {
 /// A running `ringserve`, killed on drop; its stderr lines arrive on a channel.
 struct Server {
     child: process::Child,
-    stderr: mpsc::Receiver<String>,
+    stderr: child::Stderr,
 }
 
 impl Server {
@@ -54,41 +56,17 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ringserve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Server { child, stderr: rx }
+        let stderr = child::read_stderr(&mut child);
+        Server { child, stderr }
     }
 
     /// Waits (bounded) for a stderr line starting with `prefix`; all lines seen otherwise.
     fn line(&self, prefix: &str) -> Result<String, Vec<String>> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        while seen.len() < 20 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return Ok(line),
-                Ok(line) => seen.push(line),
-                Err(_) => break,
-            }
-        }
-        Err(seen)
+        self.stderr.line(prefix, TIMEOUT)
     }
 
     fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill takes no pointers; the child is not reaped yet, so the pid is still
-        // ours (at worst a zombie, which ignores the signal).
-        unsafe {
-            libc::kill(pid, signal);
-        }
+        child::signal(&self.child, signal);
     }
 
     /// Stops the server the given way and waits (bounded) until the process is gone.
