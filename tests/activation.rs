@@ -167,26 +167,13 @@ impl Server {
 
     /// Waits (bounded) for the process to end; its exit status.
     fn wait(&mut self) -> process::ExitStatus {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ringserve did not exit within 10 s"
-            );
-            thread::sleep(Duration::from_millis(2));
-        }
+        child::wait_exit(&mut self.child, TIMEOUT)
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        child::reap(&mut self.child);
     }
 }
 

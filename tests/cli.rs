@@ -62,17 +62,7 @@ impl Child {
 
     /// Waits up to 5 s for the exit.
     fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ringserve did not exit within 5 s"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        child::wait_exit(&mut self.child, TIMEOUT)
     }
 
     /// Every stderr line after the exit.
@@ -87,10 +77,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        child::reap(&mut self.child);
     }
 }
 

@@ -19,8 +19,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{self, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// Restarts per mode (each of the four ways a quarter of them).
@@ -82,23 +81,13 @@ impl Server {
                 self.signal(libc::SIGTERM);
             }
         }
-        let deadline = Instant::now() + TIMEOUT;
-        while self.child.try_wait().expect("try_wait").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "ringserve did not exit within 5 s"
-            );
-            thread::sleep(Duration::from_millis(2));
-        }
+        child::wait_exit(&mut self.child, TIMEOUT);
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        child::reap(&mut self.child);
     }
 }
 

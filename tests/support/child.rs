@@ -66,3 +66,26 @@ pub fn signal(child: &process::Child, signal: libc::c_int) {
     let rc = unsafe { libc::kill(pid, signal) };
     assert_eq!(rc, 0, "kill({pid}, {signal})");
 }
+
+/// Waits for `child` to exit, at most `timeout` (then the test fails); its status.
+pub fn wait_exit(child: &mut process::Child, timeout: Duration) -> process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ringserve did not exit within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Kills `child` if it is still running, and reaps it (for `Drop`).
+pub fn reap(child: &mut process::Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
