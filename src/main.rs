@@ -145,6 +145,27 @@ enum CliMode {
     Threaded,
 }
 
+/// A bad flag is one `ringserve: error: …` line and exit 2, like every other start-up error
+/// (clap's own message, without its usage hint); `--help` and `--version` print as usual.
+fn usage_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("bad command line");
+    eprintln!(
+        "ringserve: error: {} (see --help)",
+        first.strip_prefix("error: ").unwrap_or(first)
+    );
+    std::process::exit(i32::from(EXIT_USAGE));
+}
+
 fn positive_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
@@ -169,15 +190,20 @@ impl Cli {
     fn parse_with_file() -> Result<Cli, config_file::FileError> {
         let argv: Vec<OsString> = std::env::args_os().collect();
         let cmd = Cli::command();
-        let given = cmd.clone().get_matches_from(&argv);
-        let cli = Cli::from_arg_matches(&given).unwrap_or_else(|e| e.exit());
+        let given = cmd
+            .clone()
+            .try_get_matches_from(&argv)
+            .unwrap_or_else(|e| usage_exit(e));
+        let cli = Cli::from_arg_matches(&given).unwrap_or_else(|e| usage_exit(e));
         let Some(file) = cli.config.as_ref().or(cli.check_config.as_ref()) else {
             return Ok(cli);
         };
         let mut args = vec![argv.first().cloned().unwrap_or_else(|| "ringserve".into())];
         args.extend(config_file::merged_args(&cmd, &argv[1..], &given, file)?);
-        let merged = cmd.get_matches_from(args);
-        Ok(Cli::from_arg_matches(&merged).unwrap_or_else(|e| e.exit()))
+        let merged = cmd
+            .try_get_matches_from(args)
+            .unwrap_or_else(|e| usage_exit(e));
+        Ok(Cli::from_arg_matches(&merged).unwrap_or_else(|e| usage_exit(e)))
     }
 
     fn into_config(self) -> Config {

@@ -146,7 +146,11 @@ fn site_with_index(index: &str) -> (tempfile::TempDir, std::path::PathBuf) {
 fn assert_usage_error(args: &[&str]) {
     let (status, stderr) = run(args);
     assert_eq!(status.code(), Some(2), "{args:?}: stderr {stderr:?}");
-    assert!(!stderr.is_empty(), "{args:?}: nothing on stderr");
+    assert_eq!(stderr.len(), 1, "{args:?}: not one line: {stderr:?}");
+    assert!(
+        stderr[0].starts_with("ringserve: error: "),
+        "{args:?}: {stderr:?}"
+    );
 }
 
 #[test]
