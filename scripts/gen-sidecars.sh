@@ -20,23 +20,8 @@ esac
 
 cd "$(dirname "$0")/.."
 
-# The same rule as scripts/test.sh: install only what is missing; apt-get update at most once.
-apt_updated=no
-need() {
-    local cmd=$1 pkg=$2
-    command -v "$cmd" >/dev/null && return
-    command -v apt-get >/dev/null || {
-        echo "gen-sidecars: '$cmd' missing and apt-get not available; install package '$pkg'" >&2
-        exit 1
-    }
-    local sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    if [[ $apt_updated == no ]]; then
-        "${sudo[@]}" apt-get update
-        apt_updated=yes
-    fi
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"
-}
+# System tools: installed only when missing (scripts/lib/need.sh).
+source scripts/lib/need.sh
 need brotli brotli
 need zstd zstd
 need gzip gzip

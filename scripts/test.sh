@@ -41,23 +41,8 @@ cargo --version
 cargo fmt --version
 cargo clippy --version
 
-# System tools the tests use. Installed only when missing; apt-get update runs at most once.
-apt_updated=no
-need() {
-    local cmd=$1 pkg=$2
-    command -v "$cmd" >/dev/null && return
-    command -v apt-get >/dev/null || {
-        echo "test.sh: '$cmd' missing and apt-get not available; install package '$pkg'" >&2
-        exit 1
-    }
-    local sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    if [[ $apt_updated == no ]]; then
-        "${sudo[@]}" apt-get update
-        apt_updated=yes
-    fi
-    "${sudo[@]}" apt-get install -y "$pkg"
-}
+# System tools: installed only when missing (scripts/lib/need.sh).
+source scripts/lib/need.sh
 need curl curl
 # The precompressed tests decode served bodies with the real decoders; with them installed here,
 # a missing decoder fails those tests instead of skipping them.
