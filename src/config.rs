@@ -100,6 +100,9 @@ impl FromStr for ListenAddr {
     }
 }
 
+/// Default [`Config::defer_accept`], as h2o sets it: 1 s.
+pub const DEFAULT_DEFER_ACCEPT: u32 = 1;
+
 /// The default address: loopback only, so a first run exposes nothing.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -118,6 +121,8 @@ pub struct Config {
     pub(crate) dotfiles: Dotfiles,
     pub(crate) access_log: Option<AccessLog>,
     pub(crate) header_timeout: Duration,
+    /// Seconds of `TCP_DEFER_ACCEPT` on the TCP listeners this server binds; 0 is off.
+    pub(crate) defer_accept: u32,
     pub(crate) idle_timeout: Duration,
     /// `None`: derived from the descriptor limit at start (`server::fdbudget`).
     pub(crate) max_conns: Option<usize>,
@@ -137,9 +142,9 @@ pub struct Config {
 
 impl Config {
     /// Serves `root` with the defaults: 127.0.0.1:8080, uring mode, one worker per available
-    /// core, no listing, dotfiles hidden, no access log, 10 s header timeout, 60 s idle
-    /// timeout, as many connections as the descriptor limit allows (at most 65,536), 8 KiB
-    /// heads, 10 s shutdown grace, precompressed sidecars served in the order br, zstd, gzip.
+    /// core, no listing, dotfiles hidden, no access log, 1 s `TCP_DEFER_ACCEPT`, 10 s header
+    /// timeout, 60 s idle timeout, as many connections as the descriptor limit allows (at most
+    /// 65,536), 8 KiB heads, 10 s shutdown grace, precompressed sidecars served in the order br, zstd, gzip.
     pub fn new(root: impl Into<PathBuf>) -> Config {
         Config {
             root: root.into(),
@@ -152,6 +157,7 @@ impl Config {
             dotfiles: Dotfiles::Hidden,
             access_log: None,
             header_timeout: Duration::from_secs(10),
+            defer_accept: DEFAULT_DEFER_ACCEPT,
             idle_timeout: Duration::from_secs(60),
             max_conns: None,
             max_head: DEFAULT_MAX_HEAD,
@@ -272,6 +278,17 @@ impl Config {
     /// How long a client may take to send a complete request head (408 after that).
     pub fn header_timeout(mut self, t: Duration) -> Config {
         self.header_timeout = t;
+        self
+    }
+
+    /// How long the kernel holds a new TCP connection that has sent nothing before handing it
+    /// over (`TCP_DEFER_ACCEPT`, in whole seconds; about 1–3 s for 1). A connection whose
+    /// first bytes arrive is handed over at once, with them, which saves the server a wake-up
+    /// and a receive per connection; one that stays silent costs it nothing until then, and
+    /// its header timeout starts only when it is handed over. 0 hands every connection over
+    /// at once. Sockets passed by systemd keep their own setting (`DeferAcceptSec=`).
+    pub fn defer_accept(mut self, secs: u32) -> Config {
+        self.defer_accept = secs;
         self
     }
 

@@ -61,7 +61,7 @@ mod server;
 pub mod stats;
 mod sys;
 
-pub use config::{AccessLog, Config, DEFAULT_LISTEN, ListenAddr, Mode, Pin};
+pub use config::{AccessLog, Config, DEFAULT_DEFER_ACCEPT, DEFAULT_LISTEN, ListenAddr, Mode, Pin};
 pub use http::encoding::Precompressed;
 pub use http::forwarded::{Cidr, TrustedProxy};
 pub use http::header_rules::{HeaderRule, RuleError};

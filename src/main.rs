@@ -77,6 +77,13 @@ struct Cli {
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_seconds)]
     header_timeout: f64,
 
+    /// Seconds the kernel holds a new TCP connection that has sent nothing before handing it
+    /// over (TCP_DEFER_ACCEPT); one whose request arrives is handed over with it at once.
+    /// 0: hand over every connection at once. Sockets from systemd keep DeferAcceptSec=.
+    #[arg(long, value_name = "S", default_value_t = ringserve::DEFAULT_DEFER_ACCEPT,
+          value_parser = clap::value_parser!(u32).range(0..=600))]
+    defer_accept: u32,
+
     /// Seconds a keep-alive connection may stay idle.
     #[arg(long, value_name = "S", default_value_t = 60.0, value_parser = positive_seconds)]
     idle_timeout: f64,
@@ -214,6 +221,7 @@ impl Cli {
             })
             .header_timeout(Duration::from_secs_f64(self.header_timeout))
             .idle_timeout(Duration::from_secs_f64(self.idle_timeout))
+            .defer_accept(self.defer_accept)
             .max_head(self.max_head as usize)
             .shutdown_grace(Duration::from_secs_f64(self.shutdown_grace))
             .drain_delay(Duration::from_secs_f64(self.drain_delay))

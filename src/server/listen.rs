@@ -50,10 +50,18 @@ pub struct Bound {
 
 /// Binds every TCP address and Unix path; a failure leaves nothing behind (listeners bound so
 /// far are closed and their socket files removed as `Bound` drops).
-pub fn bind_all(tcp: &[SocketAddr], unix: &[PathBuf]) -> Result<Bound, StartError> {
+/// `defer_accept` is the listeners' `TCP_DEFER_ACCEPT` in seconds (0: off).
+pub fn bind_all(
+    tcp: &[SocketAddr],
+    unix: &[PathBuf],
+    defer_accept: u32,
+) -> Result<Bound, StartError> {
     let mut bound = Bound::default();
     for &addr in tcp {
-        bound.tcp.push(bind_tcp(addr)?);
+        let listener = bind_tcp(addr)?;
+        crate::sys::net::set_defer_accept(listener.as_fd(), defer_accept)
+            .map_err(|source| StartError::Bind { addr, source })?;
+        bound.tcp.push(listener);
     }
     for path in unix {
         bound.unix.push(bind_unix(path)?);

@@ -115,8 +115,13 @@ impl Server {
         let (site, log) = match config.mode {
             Mode::Threaded => (site, log),
             Mode::Uring => {
-                let bound =
-                    uring::bind_listeners(&addrs, &unix_paths, &config.passed, config.workers)?;
+                let bound = uring::bind_listeners(
+                    &addrs,
+                    &unix_paths,
+                    &config.passed,
+                    config.workers,
+                    config.defer_accept,
+                )?;
                 let shared = uring::Shared {
                     site,
                     log,
@@ -163,7 +168,7 @@ impl Server {
                 }
             }
         };
-        let bound = listen::bind_all(&addrs, &unix_paths)?;
+        let bound = listen::bind_all(&addrs, &unix_paths, config.defer_accept)?;
         let mut local = Vec::new();
         for (listener, &addr) in bound.tcp.iter().zip(&addrs) {
             local.push(

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::ops::Range;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Whether more data follows immediately (lets the kernel merge a head with the file bytes
 /// that follow it into full segments: `MSG_MORE`).
@@ -104,11 +104,16 @@ pub fn sendfile_all_within(
     Ok(())
 }
 
-/// A TCP listener with `SO_REUSEPORT` (and `SO_REUSEADDR`, `TCP_NODELAY`, close-on-exec),
+/// A TCP listener with `SO_REUSEPORT` (and `SO_REUSEADDR`, `TCP_NODELAY`, close-on-exec,
+/// `TCP_DEFER_ACCEPT` of `defer_accept` seconds: [`set_defer_accept`]),
 /// so that each io_uring worker can own a listener on the same address and the kernel spreads
 /// connections among them. Accepted sockets inherit `TCP_NODELAY`, which saves a system call
 /// per connection.
-pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+pub fn reuseport_listener(
+    addr: SocketAddr,
+    backlog: i32,
+    defer_accept: u32,
+) -> io::Result<TcpListener> {
     let family = match addr {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
@@ -145,11 +150,34 @@ pub fn reuseport_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListe
     if unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) } < 0 {
         return Err(io::Error::last_os_error());
     }
+    set_defer_accept(fd.as_fd(), defer_accept)?;
     // SAFETY: listen takes no pointers.
     if unsafe { libc::listen(fd.as_raw_fd(), backlog) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(TcpListener::from(fd))
+}
+
+/// Sets `TCP_DEFER_ACCEPT` on a TCP listener: the kernel completes the handshake but hands
+/// the connection over only once its first bytes have arrived, or after about `secs` seconds
+/// (rounded up to the SYN-ACK retransmission schedule, 1 s then 2 s...) if none do. The
+/// accept and the first receive then complete together. 0 hands every connection over at once.
+pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: u32) -> io::Result<()> {
+    let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `secs` lives for the call and its size is passed with it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&raw const secs).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
@@ -271,13 +299,13 @@ mod tests {
 
     #[test]
     fn reuseport_listeners_share_a_port() {
-        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let first = reuseport_listener("127.0.0.1:0".parse().unwrap(), 16, 0).unwrap();
         let addr = first.local_addr().unwrap();
-        let second = reuseport_listener(addr, 16).unwrap();
+        let second = reuseport_listener(addr, 16, 0).unwrap();
         assert_eq!(second.local_addr().unwrap(), addr);
         // A plain listener cannot join them.
         assert!(TcpListener::bind(addr).is_err());
-        let v6 = reuseport_listener("[::1]:0".parse().unwrap(), 16);
+        let v6 = reuseport_listener("[::1]:0".parse().unwrap(), 16, 0);
         if let Ok(v6) = v6 {
             assert!(v6.local_addr().unwrap().is_ipv6());
         }

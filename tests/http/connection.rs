@@ -219,4 +219,44 @@ each_mode! {
         assert_eq!(r.status, 200);
         assert_eq!(r.body_str(), DIR_INDEX_HTML);
     }
+
+    fn a_silent_connection_is_handed_over_only_when_it_speaks(ctx) {
+        // 5 s of TCP_DEFER_ACCEPT: far longer than the rest of the test takes.
+        let srv = ctx.start_with(|c| c.defer_accept(5));
+        let mut silent = srv.conn();
+        let busy = srv.get("/index.html");
+        assert_eq!(busy.status, 200);
+        assert_eq!(
+            srv.stats().accepted_total(),
+            1,
+            "a connection that sent nothing was handed to the server"
+        );
+        // Its first bytes hand it over, with them.
+        silent.send(b"GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = silent.read_response(false);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_str(), STYLE_CSS);
+        assert_eq!(srv.stats().accepted_total(), 2);
+    }
+
+    fn a_connection_that_never_speaks_is_handed_over_and_timed_out(ctx) {
+        // The kernel hands it over after the defer period (1 s, when it resends the SYN-ACK and
+        // the client acknowledges it again), and the header timeout runs from there: closed
+        // without a byte, as any connection that sent nothing is.
+        let srv = ctx.start_with(|c| c.defer_accept(1).header_timeout(Duration::from_secs(1)));
+        let mut silent = srv.conn();
+        assert!(silent.wait_closed(4 * IO_TIMEOUT), "never handed over and timed out");
+        assert!(silent.unparsed().is_empty());
+        assert_eq!(srv.stats().accepted_total(), 1);
+    }
+
+    fn without_defer_accept_a_silent_connection_is_handed_over_at_once(ctx) {
+        let srv = ctx.start_with(|c| c.defer_accept(0));
+        let _silent = srv.conn();
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        while srv.stats().accepted_total() < 1 {
+            assert!(std::time::Instant::now() < deadline, "not accepted within {IO_TIMEOUT:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }

@@ -110,6 +110,7 @@ pub fn bind_listeners(
     unix_paths: &[PathBuf],
     passed: &[listen::PassedSocket],
     workers: usize,
+    defer_accept: u32,
 ) -> Result<Bound, StartError> {
     let mut bound = Bound {
         per_worker: (0..workers).map(|_| Vec::new()).collect(),
@@ -123,7 +124,8 @@ pub fn bind_listeners(
             // instance's port is waited for (`listen::bind_tcp` retries).
             drop(listen::bind_tcp(addr)?);
         }
-        let first = crate::sys::net::reuseport_listener(addr, BACKLOG).map_err(fail)?;
+        let first =
+            crate::sys::net::reuseport_listener(addr, BACKLOG, defer_accept).map_err(fail)?;
         let actual = first.local_addr().map_err(fail)?;
         bound.tcp.push(actual);
         let label = actual.to_string();
@@ -131,7 +133,8 @@ pub fn bind_listeners(
         for list in &mut bound.per_worker {
             let listener = match next.take() {
                 Some(l) => l,
-                None => crate::sys::net::reuseport_listener(actual, BACKLOG).map_err(fail)?,
+                None => crate::sys::net::reuseport_listener(actual, BACKLOG, defer_accept)
+                    .map_err(fail)?,
             };
             list.push(Listening {
                 fd: listener.into(),
