@@ -165,21 +165,7 @@ pub fn socket_kind(fd: BorrowedFd<'_>) -> io::Result<SocketKind> {
 /// Sets `TCP_NODELAY` on a listening TCP socket: the connections it accepts inherit it, which
 /// the io_uring mode relies on (it sets nothing per connection).
 pub fn set_nodelay(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: `one` lives for the call and its size is passed with it.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&raw const one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::net::set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
 /// Sets or clears `O_NONBLOCK`. On a passed socket this changes the open file description

@@ -125,25 +125,12 @@ pub fn reuseport_listener(
     }
     // SAFETY: `raw` was just returned by socket(2) and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let one: libc::c_int = 1;
     for (level, name) in [
         (libc::SOL_SOCKET, libc::SO_REUSEADDR),
         (libc::SOL_SOCKET, libc::SO_REUSEPORT),
         (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     ] {
-        // SAFETY: `one` lives for the call and its size is passed with it.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                (&raw const one).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_int_option(fd.as_fd(), level, name, 1)?;
     }
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a valid sockaddr of `len` bytes for the duration of the call.
@@ -164,13 +151,23 @@ pub fn reuseport_listener(
 /// accept and the first receive then complete together. 0 hands every connection over at once.
 pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: u32) -> io::Result<()> {
     let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `secs` lives for the call and its size is passed with it.
+    set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
+}
+
+/// `setsockopt(2)` of an `int`-valued option.
+pub fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: `value` lives for the call and its size is passed with it.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            (&raw const secs).cast(),
+            level,
+            name,
+            (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
