@@ -7,16 +7,16 @@
 //! applies ([`Conn::deadline`]; a stalled write is bounded by the socket's write timeout). A
 //! response that ends the connection is followed by a lingering close.
 //!
-//! Shutdown, with a drain delay configured: first an *announcing* phase of that length, in
-//! which the core sees [`Lifecycle::Announcing`](crate::http::Lifecycle::Announcing) (the
-//! health path answers 503, responses close their connections) while new connections are
-//! still accepted, so a proxy's health check takes the instance out of rotation before it
-//! stops listening. Then (at once without a delay) a flag, and `shutdown(2)` on the
-//! listeners (wakes `accept`; a Unix socket's file is removed; a passed socket is not shut
-//! down but its acceptor woken through a pair) and the read side of every idle keep-alive connection (wakes idle readers; writes in flight
-//! continue; a connection not yet answered gets its first request answered). The registry
-//! that makes the second possible holds raw descriptors; an entry is removed under the lock
-//! before its socket is closed, so a descriptor in it is always the socket it names.
+//! Shutdown, with a drain delay configured: first an *announcing* phase of that length, in which
+//! the core sees [`Lifecycle::Announcing`](crate::http::Lifecycle::Announcing) (the health path
+//! answers 503, responses close their connections) while new connections are still accepted, so a
+//! proxy's health check takes the instance out of rotation before it stops listening. Then (at once
+//! without a delay) a flag, and `shutdown(2)` on the listeners (wakes `accept`; a Unix socket's
+//! file is removed; a passed socket is not shut down but its acceptor woken through a pair) and the
+//! read side of every idle keep-alive connection (wakes idle readers; writes in flight continue; a
+//! connection not yet answered gets its first request answered). The registry that makes the second
+//! possible holds raw descriptors; an entry is removed under the lock before its socket is closed,
+//! so a descriptor in it is always the socket it names.
 //!
 //! Counters: this mode has no workers, so every event is counted under worker 0 of the
 //! site's [`crate::stats::Stats`], from whichever thread sees it.
