@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{self, Command, Stdio};
+use std::process::{self, Command};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -131,10 +131,7 @@ impl Server {
             .arg(root)
             .env("LISTEN_FDS", "1")
             .env_remove("LISTEN_PID")
-            .env_remove("LISTEN_FDNAMES")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .env_remove("LISTEN_FDNAMES");
         // SAFETY: the closure runs in the child between fork and exec and calls only dup2 and
         // fcntl, which are async-signal-safe; `socket` is open in the parent (the harness
         // holds it), so it is open in the child.
@@ -151,8 +148,7 @@ impl Server {
                 Ok(())
             });
         }
-        let mut child = command.spawn().expect("spawn ringserve");
-        let stderr = child::read_stderr(&mut child);
+        let (child, stderr) = child::spawn(&mut command);
         Server { child, stderr }
     }
 

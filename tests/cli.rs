@@ -32,13 +32,7 @@ impl Child {
     }
 
     fn spawn_with_stdout(cmd: &mut Command, stdout: Stdio) -> Child {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ringserve");
-        let stderr = child::read_stderr(&mut child);
+        let (child, stderr) = child::spawn_with_stdout(cmd, stdout);
         Child { child, stderr }
     }
 

@@ -29,14 +29,8 @@ impl Drop for Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ringserve");
-        let stderr = child::read_stderr(&mut child);
+        let (child, stderr) =
+            child::spawn(Command::new(env!("CARGO_BIN_EXE_ringserve")).args(args));
         Server { child, stderr }
     }
 

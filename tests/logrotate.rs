@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{self, Command, Stdio};
+use std::process::{self, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -45,21 +45,17 @@ impl Server {
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("index.html"), "<p>rotate</p>\n").unwrap();
         let log = dir.path().join("access.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
-            .args(["--mode", mode, "--listen", "127.0.0.1:0", "--workers", "2"])
-            .arg("--access-log")
-            .arg(if to_file {
-                log.as_os_str()
-            } else {
-                "-".as_ref()
-            })
-            .arg(&root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ringserve");
-        let stderr = child::read_stderr(&mut child);
+        let (child, stderr) = child::spawn(
+            Command::new(env!("CARGO_BIN_EXE_ringserve"))
+                .args(["--mode", mode, "--listen", "127.0.0.1:0", "--workers", "2"])
+                .arg("--access-log")
+                .arg(if to_file {
+                    log.as_os_str()
+                } else {
+                    "-".as_ref()
+                })
+                .arg(&root),
+        );
         let mut server = Server {
             child,
             stderr,

@@ -18,7 +18,7 @@ mod child;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{self, Command, Stdio};
+use std::process::{self, Command};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,15 +47,11 @@ struct Server {
 
 impl Server {
     fn start(mode: &str, addr: SocketAddr, root: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringserve"))
-            .args(["--mode", mode, "--listen", &addr.to_string()])
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ringserve");
-        let stderr = child::read_stderr(&mut child);
+        let (child, stderr) = child::spawn(
+            Command::new(env!("CARGO_BIN_EXE_ringserve"))
+                .args(["--mode", mode, "--listen", &addr.to_string()])
+                .arg(root),
+        );
         Server { child, stderr }
     }
 

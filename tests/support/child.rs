@@ -11,6 +11,27 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Spawns `cmd` (the binary, or a shell that execs it) with stdin and stdout on /dev/null and
+/// stderr read by [`read_stderr`].
+pub fn spawn(cmd: &mut process::Command) -> (process::Child, Stderr) {
+    spawn_with_stdout(cmd, process::Stdio::null())
+}
+
+/// As [`spawn`], with `stdout` as its standard output.
+pub fn spawn_with_stdout(
+    cmd: &mut process::Command,
+    stdout: process::Stdio,
+) -> (process::Child, Stderr) {
+    let mut child = cmd
+        .stdin(process::Stdio::null())
+        .stdout(stdout)
+        .stderr(process::Stdio::piped())
+        .spawn()
+        .expect("spawn ringserve");
+    let stderr = read_stderr(&mut child);
+    (child, stderr)
+}
+
 /// Lines a child wrote to stderr, in order.
 #[derive(Debug)]
 pub struct Stderr(mpsc::Receiver<String>);
