@@ -144,7 +144,8 @@ impl Config {
     /// Serves `root` with the defaults: 127.0.0.1:8080, uring mode, one worker per available
     /// core, no listing, dotfiles hidden, no access log, 1 s `TCP_DEFER_ACCEPT`, 10 s header
     /// timeout, 60 s idle timeout, as many connections as the descriptor limit allows (at most
-    /// 65,536), 8 KiB heads, 10 s shutdown grace, precompressed sidecars served in the order br, zstd, gzip.
+    /// 65,536), 8 KiB heads, 10 s shutdown grace, precompressed sidecars served in the order
+    /// br, zstd, gzip.
     pub fn new(root: impl Into<PathBuf>) -> Config {
         Config {
             root: root.into(),
@@ -282,7 +283,8 @@ impl Config {
     }
 
     /// How long the kernel holds a new TCP connection that has sent nothing before handing it
-    /// over (`TCP_DEFER_ACCEPT`, in whole seconds; about 1–3 s for 1). A connection whose
+    /// over (`TCP_DEFER_ACCEPT`, in whole seconds, rounded up by the kernel to its SYN-ACK
+    /// retransmission schedule of 1, 3, 7… s; measured 1.0–1.1 s for 1). A connection whose
     /// first bytes arrive is handed over at once, with them, which saves the server a wake-up
     /// and a receive per connection; one that stays silent costs it nothing until then, and
     /// its header timeout starts only when it is handed over. 0 hands every connection over

@@ -147,7 +147,7 @@ pub fn reuseport_listener(
 
 /// Sets `TCP_DEFER_ACCEPT` on a TCP listener: the kernel completes the handshake but hands
 /// the connection over only once its first bytes have arrived, or after about `secs` seconds
-/// (rounded up to the SYN-ACK retransmission schedule, 1 s then 2 s...) if none do. The
+/// (rounded up to the SYN-ACK retransmissions: after 1, 3, 7… s) if none do. The
 /// accept and the first receive then complete together. 0 hands every connection over at once.
 pub fn set_defer_accept(fd: BorrowedFd<'_>, secs: u32) -> io::Result<()> {
     let secs = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
